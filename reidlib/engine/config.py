@@ -1,0 +1,210 @@
+"""The training configuration: one dataclass, validated on creation.
+
+Every field is a plain value (str, int, float, bool, None, tuple/dict of those), so a config
+round-trips through JSON (run records) and papermill parameters. A wrong value raises
+``ValueError`` naming the parameter, the value and what was expected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("warmup_multistep", "bag_of_tricks", "esnet", "feature_fusion", "reid_done_right", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+SYNTHPED_PRESETS = ("tiny", "default", "large")
+
+
+def canonical_dataset(name: str) -> str:
+    """The registered name of dataset ``name`` (aliases and case allowed), or ``ValueError``
+    listing the known datasets."""
+    from reidlib.data import datasets
+
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"dataset must be a dataset name (str), got {name!r}; known: {sorted(datasets.DATASETS)}")
+    try:
+        return datasets._canonical(name)
+    except ValueError:
+        raise ValueError(f"unknown dataset {name!r} (parameter 'dataset'); expected one of "
+                         f"{sorted(datasets.DATASETS)}") from None
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Defaults: the strong baseline (Luo et al. 2019)
+    at CPU scale -- ResNet-18, 128x64 images, 16x4 batches, Adam 3.5e-4 with warm-up."""
+
+    # data
+    dataset: str = "synthped"
+    data_root: str | None = None           # None with synthped: synthped.ensure(synthped_preset)
+    synthped_preset: str = "default"
+    dataset_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"variant": "labeled"}
+    height: int = 128
+    width: int = 64
+    random_erasing: float = 0.5
+    P: int = 16
+    K: int = 4
+    num_workers: int = 0
+    # model
+    backbone: str = "resnet18"
+    pretrained: bool = False
+    weights_path: str | None = None
+    last_stride: int = 1
+    pooling: str = "gap"
+    # losses
+    label_smoothing: float = 0.1
+    triplet_margin: float = 0.3
+    triplet_metric: str = "euclidean"
+    id_loss_weight: float = 1.0
+    triplet_loss_weight: float = 1.0
+    # optimisation
+    epochs: int = 30
+    optimizer: str = "adam"
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    schedule: str = "warmup_multistep"
+    warmup_epochs: int = 10
+    warmup_start_factor: float = 0.1
+    milestones: tuple[int, ...] = (40, 70)
+    gamma: float = 0.1
+    accum_steps: int = 1
+    max_steps_per_epoch: int | None = None   # cap batches per epoch (tiny smoke runs)
+    # hardware
+    device: str = "auto"
+    amp: bool = True                       # CUDA only; ignored (recorded as False) on the CPU
+    channels_last: bool = True             # CUDA only
+    sync_bn: bool = False
+    num_threads: int | None = None         # torch.set_num_threads on the CPU
+    seed: int = 0
+    # evaluation
+    eval_every: int = 10
+    eval_metric: str = "euclidean"
+    flip_test: bool = True
+    test_batch_size: int = 128
+    # output
+    chapter: str = "baseline"
+    output_dir: str = "results"
+    run_name: str | None = None
+    checkpoint_dir: str | None = None      # None: runs/<chapter>/<dataset>/<run_name>
+    checkpoint_every_steps: int = 0        # 0: at the end of every epoch only
+    resume: bool = False
+    log_every: int = 20
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.milestones = tuple(self.milestones)
+        self.dataset_options = dict(self.dataset_options or {})
+        self.validate()
+
+    # ---- validation ----
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first wrong parameter."""
+        self.dataset = canonical_dataset(self.dataset)
+        if self.data_root is None:
+            if self.dataset != "synthped":
+                raise ValueError(f"data_root is required for dataset {self.dataset!r} (parameter 'data_root' "
+                                 "is None): point it at the folder that holds the dataset's own top folders")
+        else:
+            root = Path(os.fspath(self.data_root)).expanduser()
+            if not root.is_dir():
+                raise ValueError(f"data_root {str(self.data_root)!r} does not exist or is not a folder "
+                                 f"(parameter 'data_root', dataset {self.dataset!r})")
+            self.data_root = str(self.data_root)
+        _choice("synthped_preset", self.synthped_preset, SYNTHPED_PRESETS)
+        for name in ("epochs", "height", "width", "P", "K", "accum_steps", "test_batch_size", "log_every"):
+            _int_at_least(name, getattr(self, name), 1)
+        for name in ("num_workers", "eval_every", "checkpoint_every_steps", "warmup_epochs", "seed"):
+            _int_at_least(name, getattr(self, name), 0)
+        if self.K < 2:
+            raise ValueError(f"K must be >= 2 (parameter 'K' = {self.K}): batch-hard triplet needs a positive per anchor")
+        if self.max_steps_per_epoch is not None:
+            _int_at_least("max_steps_per_epoch", self.max_steps_per_epoch, 1)
+        if self.num_threads is not None:
+            _int_at_least("num_threads", self.num_threads, 1)
+        for name in ("lr", "gamma"):
+            _positive(name, getattr(self, name))
+        for name in ("weight_decay", "momentum", "label_smoothing", "triplet_margin", "id_loss_weight",
+                     "triplet_loss_weight", "warmup_start_factor"):
+            if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.random_erasing <= 1:
+            raise ValueError(f"random_erasing is a probability in [0, 1], got {self.random_erasing!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("device", self.device, DEVICES)
+        _choice("triplet_metric", self.triplet_metric, ("euclidean", "cosine"))
+        _choice("eval_metric", self.eval_metric, ("euclidean", "cosine"))
+        _choice("last_stride", self.last_stride, (1, 2))
+        if list(self.milestones) != sorted(self.milestones) or any(m < 0 for m in self.milestones):
+            raise ValueError(f"milestones must be increasing epochs >= 0, got {self.milestones!r}")
+        if self.weights_path is not None and not Path(self.weights_path).is_file():
+            raise ValueError(f"weights_path {self.weights_path!r} is not a file (parameter 'weights_path')")
+        for name in ("chapter", "output_dir"):
+            if not isinstance(getattr(self, name), (str, os.PathLike)) or not str(getattr(self, name)):
+                raise ValueError(f"{name} must be a non-empty path or name, got {getattr(self, name)!r}")
+        self.output_dir = str(self.output_dir)
+        if self.run_name is not None and (not self.run_name or "/" in self.run_name):
+            raise ValueError(f"run_name must be a non-empty file name without '/', got {self.run_name!r}")
+
+    # ---- derived values ----
+    @property
+    def name(self) -> str:
+        """``run_name``, or one made of the backbone, image size, epochs and seed."""
+        return self.run_name or f"{self.backbone}_{self.height}x{self.width}_e{self.epochs}_s{self.seed}"
+
+    @property
+    def dataset_key(self) -> str:
+        """The results folder name: the dataset, plus its variant where it has one."""
+        variant = self.dataset_options.get("variant")
+        return f"{self.dataset}_{variant}" if variant else self.dataset
+
+    def resolved_checkpoint_dir(self) -> Path:
+        return Path(self.checkpoint_dir) if self.checkpoint_dir else Path("runs") / self.chapter / self.dataset_key / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """A config from ``values``; an unknown key is a ``ValueError`` naming it."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training parameter(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, Any]) -> "TrainConfig":
+        """A config from a training notebook's parameters: as :meth:`from_dict`, with the
+        notebook's ``variant`` (e.g. CUHK03-NP ``'labeled'``) moved into ``dataset_options``."""
+        values = dict(parameters)
+        variant = values.pop("variant", None)
+        if variant is not None:
+            values["dataset_options"] = {**values.get("dataset_options", {}), "variant": variant}
+        return cls.from_dict(values)
+
+
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _int_at_least(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+
+
+__all__ = ["TrainConfig", "canonical_dataset", "OPTIMIZERS", "SCHEDULES", "DEVICES"]

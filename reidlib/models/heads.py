@@ -1,0 +1,90 @@
+"""Heads on a pooled descriptor: BNNeck (Luo et al., "Bag of tricks", Sec. 4.6, Fig. 5).
+
+BNNeck puts a BatchNorm layer between the pooled feature ``f_t`` and the classifier:
+the triplet loss sees ``f_t`` (before BN), the ID loss sees ``W f_i`` with ``f_i = BN(f_t)``,
+and retrieval uses ``f_i`` (after BN). The BN's bias (shift) is frozen at 0 and the classifier
+has no bias, so that the ID loss's decision boundaries pass through the origin of ``f_i`` and
+suit the cosine metric. Initialisation as in the authors' code: BN weight 1, bias 0;
+classifier weights ``N(0, 0.001^2)``.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import Tensor, nn
+
+__all__ = ["BNNeck", "LinearHead"]
+
+TestFeature = Literal["after", "before"]
+
+
+def _check_features(x: Tensor, in_dim: int, who: str) -> None:
+    if x.dim() != 2 or x.shape[1] != in_dim:
+        raise ValueError(f"{who}: expected features of shape (B, {in_dim}), got shape {tuple(x.shape)}")
+
+
+def _check_dims(in_dim: int, num_classes: int, test_feature: str, who: str) -> None:
+    if int(in_dim) < 1 or int(num_classes) < 1:
+        raise ValueError(f"{who}: in_dim and num_classes must be >= 1, got in_dim={in_dim}, num_classes={num_classes}")
+    if test_feature not in ("after", "before"):
+        raise ValueError(f"{who}: test_feature must be 'after' or 'before', got {test_feature!r}")
+
+
+class BNNeck(nn.Module):
+    """BatchNorm neck + bias-free linear classifier.
+
+    Args:
+        in_dim: ``D``, the pooled feature's size.
+        num_classes: ``N``, the number of training identities.
+        test_feature: which feature :meth:`forward` returns in eval mode: ``'after'`` BN
+            (default, as in the paper) or ``'before'``.
+
+    Shapes: training ``(B, D) -> (feat (B, D), feat_bn (B, D), logits (B, N))``;
+    eval ``(B, D) -> (B, D)``.
+    """
+
+    def __init__(self, in_dim: int, num_classes: int, test_feature: TestFeature = "after") -> None:
+        super().__init__()
+        _check_dims(in_dim, num_classes, test_feature, "BNNeck")
+        self.in_dim, self.num_classes, self.test_feature = int(in_dim), int(num_classes), test_feature
+        self.bn = nn.BatchNorm1d(self.in_dim)
+        self.bn.bias.requires_grad_(False)  # no shift: Sec. 4.6
+        self.classifier = nn.Linear(self.in_dim, self.num_classes, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.bn.weight)
+        nn.init.zeros_(self.bn.bias)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+
+    def forward(self, feat: Tensor) -> tuple[Tensor, Tensor, Tensor] | Tensor:
+        _check_features(feat, self.in_dim, "BNNeck")
+        feat_bn = self.bn(feat)
+        if not self.training:
+            return feat_bn if self.test_feature == "after" else feat
+        return feat, feat_bn, self.classifier(feat_bn)
+
+    def extra_repr(self) -> str:
+        return f"test_feature={self.test_feature!r}"
+
+
+class LinearHead(nn.Module):
+    """No neck (the "Bag of tricks" ablation without BNNeck): a linear classifier with bias on ``f_t``.
+
+    Same interface as :class:`BNNeck`; ``feat_bn`` is ``feat`` itself. Shapes: training
+    ``(B, D) -> (feat, feat, logits (B, N))``; eval ``(B, D) -> (B, D)``.
+    """
+
+    def __init__(self, in_dim: int, num_classes: int, test_feature: TestFeature = "before") -> None:
+        super().__init__()
+        _check_dims(in_dim, num_classes, test_feature, "LinearHead")
+        self.in_dim, self.num_classes, self.test_feature = int(in_dim), int(num_classes), test_feature
+        self.classifier = nn.Linear(self.in_dim, self.num_classes)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, feat: Tensor) -> tuple[Tensor, Tensor, Tensor] | Tensor:
+        _check_features(feat, self.in_dim, "LinearHead")
+        if not self.training:
+            return feat
+        return feat, feat, self.classifier(feat)

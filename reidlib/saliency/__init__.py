@@ -1,0 +1,37 @@
+"""reidlib.saliency: where a re-ID model looks, and erasing it (ES-Net: CG-RAM, BESM; Grad-CAM)."""
+from .besm import BESMResult, besm, draw_selection, erase_top
+from .cg_ram import (
+    BatchCGRAMResult,
+    CGRAMResult,
+    batch_confidence_score,
+    capture_activation,
+    cg_ram,
+    cg_ram_batch,
+    confidence_score,
+    easiest_positive,
+    model_mode,
+    resolve_layer,
+    saliency_map,
+)
+from .grad_cam import GradCAMResult, grad_cam, grad_cam_erasing
+
+__all__ = [
+    "BESMResult",
+    "BatchCGRAMResult",
+    "CGRAMResult",
+    "GradCAMResult",
+    "batch_confidence_score",
+    "besm",
+    "capture_activation",
+    "cg_ram",
+    "cg_ram_batch",
+    "confidence_score",
+    "draw_selection",
+    "easiest_positive",
+    "erase_top",
+    "grad_cam",
+    "grad_cam_erasing",
+    "model_mode",
+    "resolve_layer",
+    "saliency_map",
+]

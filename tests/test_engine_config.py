@@ -1,0 +1,45 @@
+"""TrainConfig: a wrong parameter is a ValueError that names it."""
+from __future__ import annotations
+
+import pytest
+
+from reidlib.engine.config import TrainConfig
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(dataset="imagenet"), r"unknown dataset 'imagenet' \(parameter 'dataset'\)"),
+    (dict(epochs=-1), r"epochs must be an integer >= 1, got -1"),
+    (dict(dataset="market1501"), r"data_root is required for dataset 'market1501'"),
+    (dict(data_root="/no/such/folder"), r"data_root '/no/such/folder' does not exist"),
+    (dict(P=0), r"P must be an integer >= 1"),
+    (dict(K=1), r"K must be >= 2"),
+    (dict(lr=-0.1), r"lr must be a number > 0"),
+    (dict(optimizer="lbfgs"), r"optimizer must be one of"),
+    (dict(device="tpu"), r"device must be one of"),
+    (dict(random_erasing=1.5), r"random_erasing is a probability"),
+    (dict(height=12.5), r"height must be an integer"),
+    (dict(milestones=(70, 40)), r"milestones must be increasing"),
+    (dict(run_name="a/b"), r"run_name must be"),
+])
+def test_wrong_parameters_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_defaults_aliases_and_round_trip(tmp_path):
+    cfg = TrainConfig(dataset="CUHK03-NP", data_root=str(tmp_path), dataset_options={"variant": "labeled"})
+    assert cfg.dataset == "cuhk03_np" and cfg.dataset_key == "cuhk03_np_labeled"
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.name == "resnet18_128x64_e30_s0"
+    assert str(cfg.resolved_checkpoint_dir()) == "runs/baseline/cuhk03_np_labeled/resnet18_128x64_e30_s0"
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ValueError, match=r"unknown training parameter\(s\) \['lr_decay'\]"):
+        TrainConfig.from_dict({"lr_decay": 0.1})
+
+
+def test_notebook_parameters_move_the_variant_into_dataset_options(tmp_path):
+    cfg = TrainConfig.from_parameters({"dataset": "cuhk03_np", "data_root": str(tmp_path), "variant": "detected"})
+    assert cfg.dataset_options == {"variant": "detected"}
+    assert TrainConfig.from_parameters({"variant": None}).dataset_options == {}

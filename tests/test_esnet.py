@@ -1,0 +1,209 @@
+"""ES-Net: structure (shared trunk, own layer3/layer4), BESM in the training step, Eq. (1), variants, presets."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reidlib.losses import CrossEntropyLabelSmooth, TripletLoss
+from reidlib.models.esnet import PRESETS, VARIANTS, ESNet, ESNetLoss, batch_drop_mask, build_esnet
+from reidlib.models.p_pooling import PPooling
+from reidlib.saliency import erase_top
+
+N_CLASSES = 6
+H, W = 64, 32
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small convolutions run faster on one thread, and CI shares its cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _batch(seed: int = 0, p: int = 3, k: int = 2):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(p * k, 3, H, W, generator=g), torch.arange(p).repeat_interleave(k)
+
+
+def _model(variant: str = "esnet", **kw) -> ESNet:
+    torch.manual_seed(0)
+    return ESNet(N_CLASSES, variant, backbone="resnet18", **kw)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_variant_trains_and_describes(variant):
+    torch.manual_seed(1)
+    model, criterion = build_esnet(variant, N_CLASSES, backbone="resnet18")
+    x, y = _batch()
+    out = model(x, y)
+    terms = criterion(out, y)
+    assert set(terms) == {f"{b}/{t}" for b in model.config.branches
+                          for t in (("id", "triplet") if model.config.triplet else ("id",))}
+    criterion.total(out, y).backward()
+    trained = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not trained, f"parameters without gradient: {trained[:5]}"
+    model.eval()
+    with torch.no_grad():
+        d = model(x)
+    assert d.shape == (6, model.out_dim) and torch.isfinite(d).all()
+
+
+def test_two_branches_share_the_trunk_and_own_layer3_layer4():
+    model = _model()
+    aib, esb = model.aib, model.esb
+    for name in ("layer3", "layer4"):
+        pa, pe = dict(getattr(aib, name).named_parameters()), dict(getattr(esb, name).named_parameters())
+        assert pa.keys() == pe.keys()
+        assert all(pa[k] is not pe[k] and torch.equal(pa[k], pe[k]) for k in pa)  # deep copies
+    assert isinstance(esb.pool, PPooling) and not isinstance(aib.pool, PPooling)
+    assert model.saliency_layer() is esb.layer4  # the ESB's res_conv5
+    single = _model("base+besm")
+    assert not hasattr(single, "aib") and single.config.descriptor == "esb"
+    n_trunk = sum(p.numel() for p in model.trunk.parameters())
+    n_l34 = sum(p.numel() for p in aib.layer3.parameters()) + sum(p.numel() for p in aib.layer4.parameters())
+    n_heads = sum(p.numel() for b in (aib, esb) for m in (b.pool, b.neck) for p in m.parameters())
+    assert sum(p.numel() for p in model.parameters()) == n_trunk + 2 * n_l34 + n_heads
+
+
+def test_saliency_layer_choices():
+    for name in ("layer3", "layer4"):
+        m = _model(saliency_layer=name)
+        assert m.saliency_layer() is getattr(m.esb, name)
+    m = _model(saliency_layer="layer2")
+    assert m.saliency_layer() is m.trunk.layer2
+    x, y = _batch(3)
+    assert m.saliency(x, y).shape == (6, H // 8, W // 8)
+    assert _model().saliency(x, y).shape == (6, H // 16, W // 16)  # last stride 1
+
+
+def test_esb_trains_on_the_besm_erased_batch():
+    model = _model(prob=1.0, ratio=0.2).train()
+    x, y = _batch(4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    maps = model.saliency(x, y)  # CG-RAM of the current batch at the ESB's layer4
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), f"the saliency pass changed {k}"
+    assert all(p.grad is None for p in model.parameters())
+    out = model(x, y)
+    res = out["erasing"]
+    assert res.selected.all()
+    assert (res.mask.flatten(1).sum(1) == round(0.2 * H * W)).all()
+    expected, _ = erase_top(x, maps, 0.2)
+    torch.testing.assert_close(res.images, expected)
+    with torch.no_grad():
+        esb_again = model.esb(model.trunk(res.images))
+        aib_again = model.aib(model.trunk(x))
+    torch.testing.assert_close(out["branches"]["esb"]["feat"], esb_again["feat"])
+    torch.testing.assert_close(out["branches"]["aib"]["feat"], aib_again["feat"])
+
+
+def test_no_erasing_when_nothing_is_drawn():
+    model = _model(prob=0.0).train()
+    x, y = _batch(5)
+    out = model(x, y)
+    assert out["erasing"] is None
+
+
+def test_erasing_variants_need_ids():
+    model = _model(prob=1.0).train()
+    x, _ = _batch()
+    with pytest.raises(ValueError, match="set_targets"):
+        model(x)
+    model.set_targets(torch.arange(3).repeat_interleave(2))
+    assert model(x)["erasing"] is not None
+
+
+def test_loss_is_eq1():
+    model = _model().train()
+    x, y = _batch(6)
+    out = model(x, y)
+    criterion = ESNetLoss(N_CLASSES)
+    ce, tri = CrossEntropyLabelSmooth(N_CLASSES, epsilon=0.0), TripletLoss(margin=0.3)
+    expect = sum(ce(out["branches"][b]["logits"], y) + tri(out["branches"][b]["feat"], y) for b in ("aib", "esb"))
+    torch.testing.assert_close(criterion.total(out, y), expect)
+    assert set(ESNetLoss(N_CLASSES, triplet=False)(out, y)) == {"aib/id", "esb/id"}
+
+
+def test_descriptor_is_a_sum_of_branch_cosine_scores():
+    model = _model().eval()
+    x, _ = _batch(7)
+    with torch.no_grad():
+        d = model(x)
+        t = model.trunk(x)
+        fa, fe = model.aib(t), model.esb(t)
+    assert d.shape == (6, 2 * 512)
+    s_aib = F.normalize(fa, dim=1) @ F.normalize(fa, dim=1).t()
+    s_esb = F.normalize(fe, dim=1) @ F.normalize(fe, dim=1).t()
+    torch.testing.assert_close(torch.cdist(d, d) ** 2, 2 * (2 - s_aib - s_esb), atol=1e-4, rtol=1e-4)
+    assert _model(descriptor="aib").eval()(x).shape == (6, 512)
+
+
+def test_batch_drop_mask_is_one_block():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        m = batch_drop_mask(24, 8, 0.3, 1.0, generator=g)
+        zero_rows = (m == 0).all(1)
+        assert int((m == 0).sum()) == round(0.3 * 24) * 8
+        idx = torch.nonzero(zero_rows).flatten()
+        assert int(idx[-1] - idx[0]) + 1 == len(idx)  # contiguous rows
+
+
+def test_variant_configs_follow_the_tables():
+    v = VARIANTS
+    assert (v["esnet"].ratio, v["esnet"].prob) == (0.2, 0.5) and v["esnet"].branches == ("aib", "esb")
+    assert (v["esb"].ratio, v["esb"].prob) == (0.1, 0.3) and v["esb"].branches == ("esb",)
+    assert v["base"].branches == ("aib",) and not v["base"].triplet and v["aib"].triplet
+    assert [v[k].esb_pooling for k in ("base+besm", "base+besm+gmp", "base+besm+ppool")] == ["gap", "gmp", "ppool"]
+    assert v["base+bdb"].erasing == "bdb" and v["base+gradcam-erasing"].erasing == "gradcam"
+    assert v["esnet-ppool-both"].aib_pooling == "ppool"
+    assert v["base+random-erasing"].data_random_erasing == 0.5 and v["esnet"].data_random_erasing == 0.0
+    with pytest.raises(ValueError, match="unknown ES-Net variant"):
+        ESNet(3, "es-net-9")
+    with pytest.raises(ValueError, match="unknown ESNetConfig fields"):
+        ESNet(3, "esnet", backbone="resnet18", erasing_ratio=0.2)
+    with pytest.raises(ValueError, match="erasing"):
+        ESNet(3, "esnet", backbone="resnet18", erasing="cutmix")
+
+
+def test_presets_are_the_papers_schedules():
+    from reidlib.engine.schedules import build_schedule
+
+    person, vehicle = PRESETS["person"], PRESETS["vehicle"]
+    assert (person.height, person.width, person.epochs, person.p, person.k) == (384, 128, 120, 16, 4)
+    assert (vehicle.height, vehicle.width, vehicle.epochs, vehicle.milestones) == (256, 256, 60, (20, 40))
+    s = build_schedule("warmup_multistep", person.lr, **person.schedule_options())
+    lrs = {e: s.lr_at(e) for e in (0, 9, 10, 39, 40, 69, 70, 119)}
+    assert lrs[0] == pytest.approx(3.5e-5) and lrs[9] == pytest.approx(3.5e-4)
+    assert lrs[39] == pytest.approx(3.5e-4) and lrs[40] == pytest.approx(3.5e-5) and lrs[70] == pytest.approx(3.5e-6)
+    assert (person.optimizer, person.weight_decay, person.margin) == ("adam", 5e-4, 0.3)
+
+
+def test_trainer_integration_with_a_hook():
+    from reidlib.engine.trainer import LambdaHook, Trainer
+
+    x, y = _batch(8, p=3, k=2)
+    data = [(x[i], int(y[i]), 0, i) for i in range(len(y))]
+    model = _model(prob=1.0)
+    criterion = ESNetLoss(N_CLASSES)
+    seen = []
+    hook = LambdaHook(on_batch_start=lambda t, b: t.module.set_targets(b.pids),
+                      on_forward=lambda t, b, out: seen.append(int(out["erasing"].mask.sum())))
+    trainer = Trainer(model, lambda out, batch: criterion(out, batch), torch.optim.Adam(model.parameters(), 1e-4),
+                      data, [list(range(6))] * 2, epochs=1, hooks=[hook], progress=False)
+    history = trainer.fit()
+    assert seen == [6 * round(0.2 * H * W)] * 2
+    assert set(history[0]["losses"]) >= {"aib/id", "aib/triplet", "esb/id", "esb/triplet", "total"}
+
+
+def test_erased_batch_loss_probe_leaves_the_model_alone():
+    model = _model("base").train()
+    x, y = _batch(9)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    probe = model.erased_batch_loss(x, y, ESNetLoss(N_CLASSES, triplet=False), ratio=0.2)
+    assert set(probe) == {"erased/aib/id"} and probe["erased/aib/id"] > 0
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(p.grad is None for p in model.parameters())
