@@ -43,3 +43,11 @@ def test_notebook_parameters_move_the_variant_into_dataset_options(tmp_path):
     cfg = TrainConfig.from_parameters({"dataset": "cuhk03_np", "data_root": str(tmp_path), "variant": "detected"})
     assert cfg.dataset_options == {"variant": "detected"}
     assert TrainConfig.from_parameters({"variant": None}).dataset_options == {}
+
+
+def test_milestones_given_as_text_by_papermill_are_parsed():
+    """``papermill -p milestones "[40, 70]"`` hands the notebook a string."""
+    assert TrainConfig(milestones="[3, 5]").milestones == (3, 5)
+    assert TrainConfig(milestones="3, 5").milestones == (3, 5)
+    with pytest.raises(ValueError, match="milestones must be a list of epochs.*'\\[a\\]'"):
+        TrainConfig(milestones="[a]")

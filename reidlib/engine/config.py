@@ -6,6 +6,8 @@ round-trips through JSON (run records) and papermill parameters. A wrong value r
 """
 from __future__ import annotations
 
+import ast
+
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -30,6 +32,16 @@ def canonical_dataset(name: str) -> str:
     except ValueError:
         raise ValueError(f"unknown dataset {name!r} (parameter 'dataset'); expected one of "
                          f"{sorted(datasets.DATASETS)}") from None
+
+
+def _parse_int_list(name: str, text: str) -> list[int]:
+    """``"[40, 70]"`` or ``"40,70"`` -> ``[40, 70]``, else a ValueError naming the parameter."""
+    try:
+        value = ast.literal_eval(text.strip()) if text.strip().startswith(("[", "(")) else \
+            [int(v) for v in text.split(",") if v.strip()]
+        return [int(v) for v in value]
+    except (ValueError, SyntaxError, TypeError) as e:
+        raise ValueError(f"{name} must be a list of epochs such as [40, 70], got {text!r}") from e
 
 
 @dataclass
@@ -96,6 +108,8 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.milestones, str):  # papermill's `-p milestones "[40, 70]"` passes a string
+            self.milestones = _parse_int_list("milestones", self.milestones)
         self.milestones = tuple(self.milestones)
         self.dataset_options = dict(self.dataset_options or {})
         self.validate()
