@@ -27,3 +27,19 @@ def realdata() -> Path:
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT
+
+
+def chromium_executable() -> str:
+    """The system Chromium the browser tests drive (Playwright cannot download its own here).
+    Absent: a skip with a reason on a user's machine, a failure under CI (``CI`` set, as
+    ``.ci/run`` does), so that CI never passes with its browser tests silently skipped."""
+    import os
+    import shutil
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        why = "no chromium executable (Debian: apt-get install chromium; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return exe

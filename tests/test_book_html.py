@@ -9,12 +9,13 @@ from __future__ import annotations
 import functools
 import http.server
 import os
-import shutil
 import threading
 from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
+
+from conftest import chromium_executable
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -84,12 +85,6 @@ def server(html_root):
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
 
-
-def chromium_executable() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("no chromium executable (Debian: apt-get install chromium; .ci/run installs it)")
-    return exe
 
 
 @pytest.mark.browser

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import chromium_executable
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "book" / "foundations" / "erasing.ipynb"
 CHROMIUM_ARGS = [
@@ -26,12 +27,6 @@ CHROMIUM_ARGS = [
 ]
 ERASED = "img.erasing-explorer-erased"
 
-
-def chromium_executable() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("no chromium executable (Debian: apt-get install chromium)")
-    return exe
 
 
 def free_port() -> int:
