@@ -12,13 +12,12 @@ from typing import Any
 from . import attributes
 from .datasets import (
     DATASETS,
-    DatasetLayoutError,
-    DatasetNotFoundError,
     ReIDDataset,
     build_dataset,
     parse_filename,
     register_dataset,
 )
+from .errors import DatasetLayoutError, DatasetNotFoundError
 from .records import Record
 
 __all__ = [

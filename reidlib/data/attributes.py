@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from .datasets import DatasetLayoutError, DatasetNotFoundError
+from .errors import DatasetLayoutError, DatasetNotFoundError
 from .records import Record
 
 __all__ = [

@@ -40,7 +40,9 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import pandas as pd
 
+from .errors import DatasetLayoutError, DatasetNotFoundError  # re-exported: their old home
 from .records import Record
+from reidlib.registry import Registry
 
 __all__ = [
     "DATASETS",
@@ -59,14 +61,6 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 SPLITS = ("train", "query", "gallery")
 Verify = Literal["warn", "strict", "off"]
-
-
-class DatasetLayoutError(ValueError):
-    """The files on disk do not have the layout, names or counts the parser expects."""
-
-
-class DatasetNotFoundError(DatasetLayoutError, FileNotFoundError):
-    """A folder or file the layout requires does not exist."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,7 +163,7 @@ class ReIDDataset:
     """A parsed dataset: ``train`` (relabelled ids), ``query`` and ``gallery`` record lists.
 
     Attributes:
-        name: registry name (``"market1501"``, ...), with the variant where there is one.
+        name: registry name (``"market1501"``, ...), with the split where there is one.
         root: the folder that was parsed.
         train, query, gallery: lists of :class:`Record`.
         attributes: per-identity attribute tables ``{"train": DataFrame, "test": DataFrame}``
@@ -237,26 +231,18 @@ class ReIDDataset:
 # --------------------------------------------------------------------------------------------
 # Registry
 
-DATASETS: dict[str, Callable[..., ReIDDataset]] = {}
-_ALIASES: dict[str, str] = {}
+DATASETS: Registry[Callable[..., ReIDDataset]] = Registry(
+    "dataset", normalize=lambda s: s.lower().replace("-", "").replace("_", ""))
 
 
 def register_dataset(name: str, *aliases: str) -> Callable[[Callable[..., ReIDDataset]], Callable[..., ReIDDataset]]:
-    """Decorator registering a parser ``fn(root, **options) -> ReIDDataset`` under ``name``."""
-    def decorator(fn: Callable[..., ReIDDataset]) -> Callable[..., ReIDDataset]:
-        DATASETS[name] = fn
-        for alias in aliases:
-            _ALIASES[alias] = name
-        return fn
-    return decorator
+    """Decorator registering a parser ``fn(root, **options) -> ReIDDataset`` under ``name``
+    (case, ``-`` and ``_`` are ignored when a name is looked up)."""
+    return DATASETS.register(name, *aliases)
 
 
 def _canonical(name: str) -> str:
-    key = name.lower().replace("-", "").replace("_", "")
-    for candidate in list(DATASETS) + list(_ALIASES):
-        if candidate.replace("-", "").replace("_", "") == key:
-            return _ALIASES.get(candidate, candidate)
-    raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    return DATASETS.canonical(name)
 
 
 def build_dataset(name: str, root: str | os.PathLike[str], **options: Any) -> ReIDDataset:
@@ -266,9 +252,9 @@ def build_dataset(name: str, root: str | os.PathLike[str], **options: Any) -> Re
         name: one of :data:`DATASETS` (``market1501``, ``dukemtmc``, ``msmt17``, ``cuhk03_np``,
             ``veri776``, ``vehicleid``, ``synthped``) or an alias (``market``, ``duke``, ``veri``...).
         root: the folder holding the dataset's own top folders.
-        **options: parser options (``market1501_500k``, ``variant``, ``test_size``, ``verify``...).
+        **options: parser options (``market1501_500k``, ``split``, ``test_size``, ``verify``...).
     """
-    parser = DATASETS[_canonical(name)]
+    parser = DATASETS.get(name)
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetNotFoundError(f"dataset root {root} does not exist or is not a folder")
@@ -469,10 +455,18 @@ CUHK03_LAYOUT = """<root>/
 
 
 @register_dataset("cuhk03_np", "cuhk03", "cuhk03-np", "cuhk03np")
-def cuhk03_np(root: Path, *, variant: str = "labeled", verify: Verify = "warn") -> ReIDDataset:
-    """CUHK03 under the new protocol (Zhong et al., CVPR 2017), ``variant='labeled'|'detected'``."""
-    if variant not in ("labeled", "detected"):
-        raise ValueError(f"variant must be 'labeled' or 'detected', got {variant!r}")
+def cuhk03_np(root: Path, *, split: str = "labeled", verify: Verify = "warn", variant: str | None = None
+              ) -> ReIDDataset:
+    """CUHK03 under the new protocol (Zhong et al., CVPR 2017), ``split='labeled'|'detected'``.
+
+    ``variant`` is the old name of ``split`` (deprecated: ``variant`` now means a paper's ablation row).
+    """
+    if variant is not None:
+        warnings.warn("cuhk03_np(variant=...) is deprecated; use split=...", DeprecationWarning, stacklevel=3)
+        split = variant
+    if split not in ("labeled", "detected"):
+        raise ValueError(f"split must be 'labeled' or 'detected' (option 'split' of cuhk03_np), got {split!r}")
+    variant = split
     sub = _require_dir(root / variant, CUHK03_LAYOUT)
     train, query, gallery = _parse_market_layout(sub, PATTERNS["cuhk03_np"], CUHK03_LAYOUT)
     ds = ReIDDataset(f"cuhk03_np/{variant}", root, train, query, gallery, layout=CUHK03_LAYOUT,

@@ -7,16 +7,25 @@ round-trips through JSON (run records) and papermill parameters. A wrong value r
 from __future__ import annotations
 
 import ast
-
 import dataclasses
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("warmup_multistep", "bag_of_tricks", "esnet", "feature_fusion", "reid_done_right", "constant")
 DEVICES = ("auto", "cpu", "cuda")
+EVAL_METRICS = ("euclidean", "cosine")
+# fields of the first release that moved into model_options / criterion_options: (where, new name)
+LEGACY_FIELDS = {
+    "pooling": ("model_options", "pooling"),
+    "label_smoothing": ("criterion_options", "label_smoothing"),
+    "triplet_margin": ("criterion_options", "margin"),
+    "triplet_metric": ("criterion_options", "metric"),
+    "id_loss_weight": ("criterion_options", "id_weight"),
+    "triplet_loss_weight": ("criterion_options", "triplet_weight"),
+}
 SYNTHPED_PRESETS = ("tiny", "default", "large")
 
 
@@ -28,7 +37,7 @@ def canonical_dataset(name: str) -> str:
     if not isinstance(name, str) or not name:
         raise ValueError(f"dataset must be a dataset name (str), got {name!r}; known: {sorted(datasets.DATASETS)}")
     try:
-        return datasets._canonical(name)
+        return datasets.DATASETS.canonical(name)
     except ValueError:
         raise ValueError(f"unknown dataset {name!r} (parameter 'dataset'); expected one of "
                          f"{sorted(datasets.DATASETS)}") from None
@@ -47,31 +56,38 @@ def _parse_int_list(name: str, text: str) -> list[int]:
 @dataclass
 class TrainConfig:
     """Everything a training run depends on. Defaults: the strong baseline (Luo et al. 2019)
-    at CPU scale -- ResNet-18, 128x64 images, 16x4 batches, Adam 3.5e-4 with warm-up."""
+    at CPU scale -- ResNet-18, 128x64 images, 16x4 batches, Adam 3.5e-4 with warm-up.
+
+    The network is ``model`` (a name of ``reidlib.models.MODELS``) with ``model_options``; the
+    losses are ``criterion`` (``reidlib.losses.CRITERIA``) with ``criterion_options``. The run
+    record stores the *resolved* options of what was trained (every field, defaults included).
+    ``variant`` is a paper's ablation row (set by its recipe in ``reidlib.papers``), recorded.
+    """
 
     # data
     dataset: str = "synthped"
     data_root: str | None = None           # None with synthped: synthped.ensure(synthped_preset)
     synthped_preset: str = "default"
-    dataset_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"variant": "labeled"}
+    dataset_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"split": "labeled"}
     height: int = 128
     width: int = 64
     random_erasing: float = 0.5
+    padding: int | None = None             # pad + random crop; None: BoT's 10 px at width 128, scaled
+    flip_train: bool = True
     P: int = 16
     K: int = 4
     num_workers: int = 0
     # model
+    model: str = "baseline"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    variant: str | None = None
     backbone: str = "resnet18"
     pretrained: bool = False
     weights_path: str | None = None
     last_stride: int = 1
-    pooling: str = "gap"
     # losses
-    label_smoothing: float = 0.1
-    triplet_margin: float = 0.3
-    triplet_metric: str = "euclidean"
-    id_loss_weight: float = 1.0
-    triplet_loss_weight: float = 1.0
+    criterion: str = "reid"
+    criterion_options: dict[str, Any] = field(default_factory=dict)
     # optimisation
     epochs: int = 30
     optimizer: str = "adam"
@@ -79,6 +95,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     momentum: float = 0.9
     schedule: str = "warmup_multistep"
+    schedule_options: dict[str, Any] = field(default_factory=dict)  # override the fields below, or a preset's
     warmup_epochs: int = 10
     warmup_start_factor: float = 0.1
     milestones: tuple[int, ...] = (40, 70)
@@ -94,7 +111,7 @@ class TrainConfig:
     seed: int = 0
     # evaluation
     eval_every: int = 10
-    eval_metric: str = "euclidean"
+    eval_metric: str = "cosine"            # one metric per chapter, recorded (BoT and ES-Net: cosine)
     flip_test: bool = True
     test_batch_size: int = 128
     # output
@@ -111,7 +128,19 @@ class TrainConfig:
         if isinstance(self.milestones, str):  # papermill's `-p milestones "[40, 70]"` passes a string
             self.milestones = _parse_int_list("milestones", self.milestones)
         self.milestones = tuple(self.milestones)
-        self.dataset_options = dict(self.dataset_options or {})
+        for name in ("dataset_options", "model_options", "criterion_options", "schedule_options"):
+            value = getattr(self, name)
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise ValueError(f"{name} must be a dict of options, got {value!r}")
+            setattr(self, name, dict(value))
+        if "variant" in self.dataset_options:  # the first release's name of the CUHK03 split
+            warnings.warn("dataset_options['variant'] is now dataset_options['split']", DeprecationWarning,
+                          stacklevel=3)
+            self.dataset_options["split"] = self.dataset_options.pop("variant")
+        if self.padding is None and isinstance(self.width, int) and not isinstance(self.width, bool):
+            self.padding = round(10 * self.width / 128)
         self.validate()
 
     # ---- validation ----
@@ -131,7 +160,7 @@ class TrainConfig:
         _choice("synthped_preset", self.synthped_preset, SYNTHPED_PRESETS)
         for name in ("epochs", "height", "width", "P", "K", "accum_steps", "test_batch_size", "log_every"):
             _int_at_least(name, getattr(self, name), 1)
-        for name in ("num_workers", "eval_every", "checkpoint_every_steps", "warmup_epochs", "seed"):
+        for name in ("num_workers", "eval_every", "checkpoint_every_steps", "warmup_epochs", "seed", "padding"):
             _int_at_least(name, getattr(self, name), 0)
         if self.K < 2:
             raise ValueError(f"K must be >= 2 (parameter 'K' = {self.K}): batch-hard triplet needs a positive per anchor")
@@ -141,19 +170,24 @@ class TrainConfig:
             _int_at_least("num_threads", self.num_threads, 1)
         for name in ("lr", "gamma"):
             _positive(name, getattr(self, name))
-        for name in ("weight_decay", "momentum", "label_smoothing", "triplet_margin", "id_loss_weight",
-                     "triplet_loss_weight", "warmup_start_factor"):
+        for name in ("weight_decay", "momentum", "warmup_start_factor"):
             if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.random_erasing <= 1:
             raise ValueError(f"random_erasing is a probability in [0, 1], got {self.random_erasing!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
+        from reidlib.losses import CRITERIA
+        from reidlib.models import MODELS
+
+        from .schedules import SCHEDULES
+
+        _registered("schedule", self.schedule, SCHEDULES)
+        _registered("model", self.model, MODELS)
+        _registered("criterion", self.criterion, CRITERIA)
         _choice("device", self.device, DEVICES)
-        _choice("triplet_metric", self.triplet_metric, ("euclidean", "cosine"))
-        _choice("eval_metric", self.eval_metric, ("euclidean", "cosine"))
+        _choice("eval_metric", self.eval_metric, EVAL_METRICS)
+        if self.variant is not None and (not isinstance(self.variant, str) or not self.variant):
+            raise ValueError(f"variant must be None or a paper's row name (str), got {self.variant!r}")
         _choice("last_stride", self.last_stride, (1, 2))
         if list(self.milestones) != sorted(self.milestones) or any(m < 0 for m in self.milestones):
             raise ValueError(f"milestones must be increasing epochs >= 0, got {self.milestones!r}")
@@ -174,9 +208,9 @@ class TrainConfig:
 
     @property
     def dataset_key(self) -> str:
-        """The results folder name: the dataset, plus its variant where it has one."""
-        variant = self.dataset_options.get("variant")
-        return f"{self.dataset}_{variant}" if variant else self.dataset
+        """The results folder name: the dataset, plus its split where it has one (``cuhk03_np_labeled``)."""
+        split = self.dataset_options.get("split")
+        return f"{self.dataset}_{split}" if split else self.dataset
 
     def resolved_checkpoint_dir(self) -> Path:
         return Path(self.checkpoint_dir) if self.checkpoint_dir else Path("runs") / self.chapter / self.dataset_key / self.name
@@ -188,27 +222,30 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
-        """A config from ``values``; an unknown key is a ``ValueError`` naming it."""
+        """A config from ``values``; an unknown key is a ``ValueError`` naming it. The first release's
+        loss and pooling fields (``label_smoothing``, ``triplet_margin``, ``pooling``, ...) are moved
+        into ``criterion_options`` / ``model_options`` with a ``DeprecationWarning``."""
+        values = dict(values)
+        for old, (where, new) in LEGACY_FIELDS.items():
+            if old in values:
+                warnings.warn(f"TrainConfig field {old!r} is now {where}[{new!r}]", DeprecationWarning, stacklevel=2)
+                values[where] = {new: values.pop(old), **(values.get(where) or {})}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown training parameter(s) {unknown}; known: {sorted(known)}")
         return cls(**values)
 
-    @classmethod
-    def from_parameters(cls, parameters: Mapping[str, Any]) -> "TrainConfig":
-        """A config from a training notebook's parameters: as :meth:`from_dict`, with the
-        notebook's ``variant`` (e.g. CUHK03-NP ``'labeled'``) moved into ``dataset_options``."""
-        values = dict(parameters)
-        variant = values.pop("variant", None)
-        if variant is not None:
-            values["dataset_options"] = {**values.get("dataset_options", {}), "variant": variant}
-        return cls.from_dict(values)
-
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _registered(name: str, value: Any, reg: Any) -> None:
+    if value not in reg:
+        raise ValueError(f"{name} must be one of {reg.names()} (parameter {name!r}), got {value!r}"
+                         + (f"; {reg.hint}" if reg.hint else ""))
 
 
 def _int_at_least(name: str, value: Any, low: int) -> None:
@@ -221,4 +258,4 @@ def _positive(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a number > 0, got {value!r}")
 
 
-__all__ = ["TrainConfig", "canonical_dataset", "OPTIMIZERS", "SCHEDULES", "DEVICES"]
+__all__ = ["TrainConfig", "canonical_dataset", "OPTIMIZERS", "DEVICES", "EVAL_METRICS", "LEGACY_FIELDS"]

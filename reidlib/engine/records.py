@@ -19,7 +19,9 @@ from typing import Any, Mapping
 
 import torch
 
-SCHEMA_VERSION = 1
+# 2: config holds model / model_options / criterion / criterion_options (resolved), the record names its
+# checkpoint and num_classes. Version-1 records were migrated once (their "migrated" field says how).
+SCHEMA_VERSION = 2
 
 _number = {"type": "number"}
 _metrics = {
@@ -41,7 +43,17 @@ RUN_RECORD_SCHEMA: dict[str, Any] = {
         "chapter": {"type": "string", "minLength": 1},
         "dataset": {"type": "string", "minLength": 1},
         "run_name": {"type": "string", "minLength": 1},
-        "config": {"type": "object"},
+        "config": {"type": "object",
+                   "required": ["model", "model_options", "criterion", "criterion_options", "eval_metric"],
+                   "properties": {"model": {"type": "string", "minLength": 1},
+                                  "model_options": {"type": "object"},
+                                  "criterion": {"type": "string", "minLength": 1},
+                                  "criterion_options": {"type": "object"},
+                                  "eval_metric": {"enum": ["euclidean", "cosine"]}}},
+        "variant": {"type": ["string", "null"]},
+        "num_classes": {"type": "integer", "minimum": 1},
+        "checkpoint": {"type": ["string", "null"]},
+        "migrated": {"type": "string"},
         "notebook": {"type": ["string", "null"]},
         "parameters": {"type": ["object", "null"]},
         "dataset_summary": {"type": "object"},

@@ -1,23 +1,29 @@
-"""``run_training(config) -> record``: one training run of the strong baseline, end to end.
+"""``run_training(config) -> record``: one training run, end to end, for any registered network.
 
-What every chapter's ``train.ipynb`` calls: build the dataset, the P x K loader, the model, the
-losses, the optimizer and the schedule, train with :class:`~reidlib.engine.trainer.Trainer`
-(evaluating every ``eval_every`` epochs), and write the run record
-``<output_dir>/<chapter>/<dataset>/<run_name>.json``. Later chapters pass ``model`` /
-``criterion`` factories and ``hooks`` to change what is new in their paper and keep the rest.
-
-This module is the library's top-level glue: unlike the trainer it imports the evaluation
-layer (``reidlib.eval``), which itself never imports the engine.
+What every paper's recipe (``reidlib.papers.<paper>.train``) calls: build the dataset, the P x K
+loader, the model (``build_model(config.model, N, **config.model_options)``), the criterion
+(``build_criterion(config.criterion, N, **config.criterion_options)``), the optimizer and the
+schedule, train with :class:`~reidlib.engine.trainer.Trainer` (evaluating every ``eval_every``
+epochs with ``config.eval_metric``), and write the run record
+``<output_dir>/<chapter>/<dataset>/<run_name>.json``. The record's ``config`` holds the *resolved*
+options of the model and criterion that trained, and ``checkpoint`` names the weights that
+:class:`~reidlib.engine.features.FeatureExtractor` loads. A paper changes what is new in it
+through its registered model/criterion and ``hooks``; nothing here names a paper.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
+import warnings
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+
+from reidlib.losses import ReIDCriterion
 
 from .checkpoint import unwrap_model
 from .config import TrainConfig
@@ -25,34 +31,19 @@ from .distributed import DistInfo, barrier, init_distributed, wrap_model
 from .features import extract_features
 from .records import SCHEMA_VERSION, provenance, record_path, write_record
 from .schedules import Schedule, WarmupMultiStep, build_schedule
-from .trainer import Batch, Hook, Trainer, seed_everything
+from .trainer import Hook, Trainer, seed_everything
 
 CMC_RANKS_KEPT = 20
 
 
-class BaselineCriterion(nn.Module):
-    """The strong baseline's losses (Luo et al. 2019): ID loss with label smoothing on the
-    logits after the BNNeck, batch-hard triplet loss on the feature before it.
+class BaselineCriterion(ReIDCriterion):
+    """Deprecated (one release): :class:`reidlib.losses.ReIDCriterion` with the strong baseline's
+    defaults (label smoothing 0.1, batch-hard triplet margin 0.3). Use ``build_criterion("reid", N)``."""
 
-    ``forward(outputs, batch) -> {"id": L_id, "triplet": L_tri}``, each times its weight.
-    """
-
-    def __init__(self, num_classes: int, *, label_smoothing: float = 0.1, margin: float = 0.3,
-                 metric: str = "euclidean", id_weight: float = 1.0, triplet_weight: float = 1.0) -> None:
-        super().__init__()
-        from reidlib.losses import CrossEntropyLabelSmooth, TripletLoss
-
-        self.id_loss = CrossEntropyLabelSmooth(num_classes, epsilon=label_smoothing)
-        self.triplet = TripletLoss(margin=margin, metric=metric)
-        self.id_weight, self.triplet_weight = id_weight, triplet_weight
-
-    def forward(self, outputs: Mapping[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
-        losses = {}
-        if self.id_weight:
-            losses["id"] = self.id_weight * self.id_loss(outputs["logits"], batch.pids)
-        if self.triplet_weight:
-            losses["triplet"] = self.triplet_weight * self.triplet(outputs["feat"], batch.pids)
-        return losses
+    def __init__(self, num_classes: int, **options: Any) -> None:
+        warnings.warn("BaselineCriterion is deprecated; use reidlib.losses.build_criterion('reid', ...)",
+                      DeprecationWarning, stacklevel=2)
+        super().__init__(num_classes, **options)
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -66,11 +57,33 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 
 def build_config_schedule(cfg: TrainConfig) -> Schedule:
-    """``warmup_multistep`` from the config's warm-up / milestone fields, or a paper's named schedule."""
+    """The config's schedule: ``warmup_multistep`` from the warm-up / milestone fields (with
+    ``schedule_options`` overriding them), or a registered schedule with ``schedule_options``."""
     if cfg.schedule == "warmup_multistep":
-        return WarmupMultiStep(cfg.lr, milestones=cfg.milestones, gamma=cfg.gamma, warmup_epochs=cfg.warmup_epochs,
-                               warmup_start_lr=cfg.warmup_start_factor * cfg.lr)
-    return build_schedule(cfg.schedule, cfg.lr)
+        options = {"milestones": cfg.milestones, "gamma": cfg.gamma, "warmup_epochs": cfg.warmup_epochs,
+                   "warmup_start_lr": cfg.warmup_start_factor * cfg.lr, **cfg.schedule_options}
+        return WarmupMultiStep(cfg.lr, **options)
+    return build_schedule(cfg.schedule, cfg.lr, **cfg.schedule_options)
+
+
+def build_run_model(cfg: TrainConfig, num_classes: int, *, pretrained: bool | None = None) -> nn.Module:
+    """``build_model(cfg.model, num_classes, backbone=..., **cfg.model_options)`` (``pretrained``
+    overrides the config's: a trained model is rebuilt without fetching ImageNet weights)."""
+    from reidlib.models import build_model
+
+    return build_model(cfg.model, num_classes, backbone=cfg.backbone, last_stride=cfg.last_stride,
+                       pretrained=cfg.pretrained if pretrained is None else pretrained,
+                       weights_path=cfg.weights_path if pretrained is None else None, **cfg.model_options)
+
+
+def build_run_transforms(cfg: TrainConfig) -> tuple[Callable, Callable]:
+    """``(train, test)`` transforms of a run: resize to ``height x width``; in training flip (when
+    ``flip_train``), ``padding`` px pad + random crop, random erasing with ``random_erasing``."""
+    from reidlib.data.transforms import build_transforms
+
+    train = build_transforms(cfg.height, cfg.width, train=True, random_erasing=cfg.random_erasing,
+                             padding=cfg.padding, flip=0.5 if cfg.flip_train else 0.0)
+    return train, build_transforms(cfg.height, cfg.width, train=False)
 
 
 def dataset_root(cfg: TrainConfig, info: DistInfo | None = None) -> str:
@@ -108,7 +121,7 @@ def make_evaluator(query: Sequence, gallery: Sequence, transform: Callable, cfg:
         gf, gp, gc = extract_features(model, g_loader, desc="gallery", **kw)
         res = evaluate(distance(qf, gf, cfg.eval_metric), qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy())
         cmc = [float(x) for x in res["cmc"][:CMC_RANKS_KEPT]]
-        return {"mAP": float(res["mAP"]), "mINP": float(res["mINP"]), "rank1": cmc[0], "rank5": cmc[4],
+        return {"metric": cfg.eval_metric, "mAP": float(res["mAP"]), "mINP": float(res["mINP"]), "rank1": cmc[0], "rank5": cmc[4],
                 "rank10": cmc[9], "cmc": cmc, "num_valid_queries": int(res["num_valid_queries"])}
 
     return evaluator
@@ -116,8 +129,6 @@ def make_evaluator(query: Sequence, gallery: Sequence, transform: Callable, cfg:
 
 def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | None = None,
                  parameters: Mapping[str, Any] | None = None, hooks: Sequence[Hook] = (),
-                 model_factory: Callable[[TrainConfig, int], nn.Module] | None = None,
-                 criterion_factory: Callable[[TrainConfig, int], Callable] | None = None,
                  notes: str = "") -> dict[str, Any]:
     """Train, evaluate and write the run record; returns the record (with its ``path``).
 
@@ -126,16 +137,14 @@ def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | Non
             ``ValueError`` naming the parameter before anything is built).
         notebook, parameters: the training notebook and its papermill parameters, stored in the
             record so that ``make results`` can re-run it.
-        hooks: trainer hooks (later papers' erasing, extra branches, extra losses).
-        model_factory: ``(cfg, num_classes) -> model`` (default: ``reidlib.models.Baseline``).
-        criterion_factory: ``(cfg, num_classes) -> criterion`` (default: :class:`BaselineCriterion`).
+        hooks: trainer hooks (a paper's probes, extra losses, curricula).
     """
     t_start = time.perf_counter()
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
     from reidlib.data import ImageDataset, build_dataset
     from reidlib.data.samplers import PKSampler
-    from reidlib.data.transforms import build_transforms
-    from reidlib.models import Baseline, efficiency
+    from reidlib.losses import build_criterion
+    from reidlib.models import efficiency, model_options
 
     info = init_distributed(cfg.device)
     device = info.device
@@ -144,25 +153,22 @@ def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | Non
     seed_everything(cfg.seed)
 
     ds = build_dataset(cfg.dataset, dataset_root(cfg, info), **cfg.dataset_options)
-    train_tf = build_transforms(cfg.height, cfg.width, train=True, random_erasing=cfg.random_erasing)
-    test_tf = build_transforms(cfg.height, cfg.width, train=False)
+    train_tf, test_tf = build_run_transforms(cfg)
     sampler = PKSampler([r.pid for r in ds.train], cfg.P, cfg.K, seed=cfg.seed, rank=info.rank,
                         world_size=info.world_size)
     num_classes = ds.num_train_pids
 
-    model = (model_factory(cfg, num_classes) if model_factory else
-             Baseline(cfg.backbone, num_classes=num_classes, pooling=cfg.pooling, last_stride=cfg.last_stride,
-                      pretrained=cfg.pretrained, weights_path=cfg.weights_path))
+    model = build_run_model(cfg, num_classes)
+    resolved_model = model_options(model)
+    criterion = build_criterion(cfg.criterion, num_classes, **cfg.criterion_options)
+    resolved_criterion = dict(getattr(criterion, "options", cfg.criterion_options))
     model = wrap_model(model, info, sync_bn=cfg.sync_bn)
-    criterion = (criterion_factory(cfg, num_classes) if criterion_factory else
-                 BaselineCriterion(num_classes, label_smoothing=cfg.label_smoothing, margin=cfg.triplet_margin,
-                                   metric=cfg.triplet_metric, id_weight=cfg.id_loss_weight,
-                                   triplet_weight=cfg.triplet_loss_weight))
     optimizer = build_optimizer(model, cfg)
     evaluator = make_evaluator(ds.query, ds.gallery, test_tf, cfg, device)
+    checkpoint_dir = cfg.resolved_checkpoint_dir()
     trainer = Trainer(model, criterion, optimizer, ImageDataset(ds.train, train_tf), sampler, epochs=cfg.epochs,
                       schedule=build_config_schedule(cfg), device=device, hooks=hooks, evaluator=evaluator,
-                      eval_every=cfg.eval_every, checkpoint_dir=cfg.resolved_checkpoint_dir(),
+                      eval_every=cfg.eval_every, checkpoint_dir=checkpoint_dir,
                       checkpoint_every_steps=cfg.checkpoint_every_steps, accum_steps=cfg.accum_steps, amp=cfg.amp,
                       channels_last=cfg.channels_last, seed=cfg.seed, num_workers=cfg.num_workers,
                       max_steps_per_epoch=cfg.max_steps_per_epoch, log_every=cfg.log_every, progress=cfg.progress)
@@ -175,12 +181,18 @@ def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | Non
     record: dict[str, Any] = {}
     if info.is_main:
         module = unwrap_model(model)
+        config_dict = cfg.to_dict()
+        config_dict["model_options"] = resolved_model
+        config_dict["criterion_options"] = resolved_criterion
         record = {
             "schema_version": SCHEMA_VERSION,
             "chapter": cfg.chapter,
             "dataset": cfg.dataset_key,
             "run_name": cfg.name,
-            "config": cfg.to_dict(),
+            "variant": cfg.variant,
+            "config": config_dict,
+            "num_classes": num_classes,
+            "checkpoint": checkpoint_reference(trainer.checkpoint_path),
             "notebook": notebook,
             "parameters": dict(parameters) if parameters is not None else None,
             "dataset_summary": _summary(ds),
@@ -203,6 +215,23 @@ def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | Non
     return record
 
 
+def checkpoint_reference(path: str | os.PathLike | None) -> str | None:
+    """How a record names its checkpoint: relative to the project root when it lies inside it
+    (records are committed; absolute paths of one machine mean nothing on another), else absolute."""
+    if path is None:
+        return None
+    from reidlib.paths import project_root
+
+    full = Path(path).expanduser().resolve()
+    root = project_root()
+    if root is not None:
+        try:
+            return full.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return str(full)
+
+
 def _epoch_entry(log: Mapping[str, Any]) -> dict[str, Any]:
     entry = dict(log)
     if "metrics" in entry:  # per-epoch metrics keep the scalars; the full CMC is in "final"
@@ -215,5 +244,5 @@ def _summary(ds: Any) -> dict[str, Any]:
     return json.loads(ds.summary().to_json(orient="index"))
 
 
-__all__ = ["run_training", "BaselineCriterion", "build_optimizer", "build_config_schedule", "make_evaluator",
-           "dataset_root"]
+__all__ = ["run_training", "BaselineCriterion", "build_optimizer", "build_config_schedule", "build_run_model",
+           "build_run_transforms", "checkpoint_reference", "make_evaluator", "dataset_root"]

@@ -1,27 +1,26 @@
-"""Learning-rate schedules of the papers, as pure functions of the training position.
+"""Learning-rate schedule *shapes*, as pure functions of the training position.
 
 A schedule maps a position in training -- ``epoch`` (0-based) and ``iteration`` within the
 epoch -- to a learning rate. :func:`as_lr_scheduler` turns one into a
 ``torch.optim.lr_scheduler.LambdaLR`` stepped once per batch, so that resuming restores it with
 ``state_dict()`` / ``load_state_dict()`` like any torch scheduler.
 
-* :func:`bag_of_tricks` -- Luo et al. (2019): warm-up from 3.5e-5 to 3.5e-4 over 10 epochs,
-  x0.1 at epochs 40 and 70.
-* :func:`esnet` -- ES-Net (Shen et al. 2021, Sec. IV-A): warm-up from 0 to 3.5e-4 over 10
-  epochs, x0.1 at 40 and 70, 120 epochs.
-* :func:`feature_fusion` -- the multi-resolution feature-fusion paper, Eq. (6) and its released
-  code: 10 warm-up epochs from 3e-4 to 0.01, x0.5 at 60, 90 and 120, 150 epochs. Eq. (6) as
-  printed is inconsistent (see the function).
-* :func:`reid_done_right` -- Almazan et al. (2018, Sec. 4): 1e-3 halved every 512 iterations,
-  a per-iteration schedule.
+The shapes (by name in :data:`SCHEDULES`, ``build_schedule(name, base_lr, **options)``):
+``warmup_multistep`` (linear warm-up, then steps at milestones), ``constant``,
+``exponential_halving`` (halved every ``half_life`` iterations), ``piecewise`` and
+``linear_warmup_then``. No paper's name lives here: each paper's preset (Luo et al.'s, ES-Net's,
+the feature-fusion paper's, Almazan et al.'s) is a shape with its options, registered by its
+recipe in :mod:`reidlib.papers`.
 """
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
+
+from reidlib.registry import Registry
 
 
 class Schedule(Protocol):
@@ -134,63 +133,34 @@ class LinearWarmupThen:
         return self.after.lr_at(epoch, iteration, iters_per_epoch)
 
 
-def bag_of_tricks(base_lr: float = 3.5e-4) -> WarmupMultiStep:
-    """Luo et al. (2019): ``lr = base * (0.1 + 0.9 * e / 10)`` for epochs e < 10 (3.5e-5 -> 3.5e-4),
-    then ``base``, x0.1 at 40 and at 70."""
-    return WarmupMultiStep(base_lr, milestones=(40, 70), gamma=0.1, warmup_epochs=10,
-                           warmup_start_lr=0.1 * base_lr)
+SCHEDULES: Registry[Callable[..., Schedule]] = Registry(
+    "schedule", hint="the papers' presets are registered by reidlib.papers")
 
 
-def esnet(base_lr: float = 3.5e-4) -> WarmupMultiStep:
-    """ES-Net (Sec. IV-A): "linear warm-up in the first 10 epochs from 0 to 3.5e-4", constant to
-    epoch 40, 3.5e-5 from 40, 3.5e-6 from 70, 120 epochs. Epoch e < 10 trains at
-    ``base * (e + 1) / 10`` (our reading of "from 0": no epoch at rate 0)."""
-    return WarmupMultiStep(base_lr, milestones=(40, 70), gamma=0.1, warmup_epochs=10,
-                           warmup_start_lr=0.0, warmup_from_zero_step=True)
+def register_schedule(name: str, *aliases: str) -> Callable:
+    """Decorator on ``fn(base_lr, **options) -> Schedule``."""
+    return SCHEDULES.register(name, *aliases)
 
 
-def feature_fusion(base_lr: float = 0.01, *, as_printed: bool = False) -> Schedule:
-    """The feature-fusion paper's schedule: Eq. (6) with the released code's warm-up.
-
-    Eq. (6) as printed reads ``lr(e) = 3e-4 * e / 10`` for ``e <= 10`` -- a warm-up that ends at
-    3e-4, then jumps by 33x to 0.01 at epoch 11 -- while the text says the initial rate is 0.01
-    and the released code warms up linearly from 3e-4 to 0.01 over 10 epochs. We follow the
-    code (``as_printed=False``): epoch-wise linear 3e-4 -> 0.01 for epochs 0..9, then 0.01,
-    x0.5 at 60, 90 and 120 (0.005, 0.0025, 0.00125). ``as_printed=True`` returns Eq. (6)
-    literally, with the paper's 1-based epochs shifted to our 0-based ones, to show the jump.
-    """
-    if as_printed:
-        pieces = tuple((e - 1, 3e-4 * e / 10) for e in range(1, 11))
-        pieces += ((10, base_lr), (60, base_lr / 2), (90, base_lr / 4), (120, base_lr / 8))
-        return PiecewiseConstant(pieces)
-    return LinearWarmupThen(WarmupMultiStep(base_lr, milestones=(60, 90, 120), gamma=0.5),
-                            warmup_epochs=10, warmup_start_lr=3e-4)
+@register_schedule("warmup_multistep")
+def warmup_multistep(base_lr: float, **options: Any) -> WarmupMultiStep:
+    return WarmupMultiStep(base_lr, **options)
 
 
-def reid_done_right(base_lr: float = 1e-3, *, half_life: int = 512) -> ExponentialHalving:
-    """Almazan et al. (2018): SGD from 1e-3, halved every 512 iterations (converges by ~4,096)."""
-    return ExponentialHalving(base_lr, half_life=half_life)
+@register_schedule("constant")
+def constant(base_lr: float) -> WarmupMultiStep:
+    return WarmupMultiStep(base_lr)
 
 
-SCHEDULES: dict[str, Callable[..., Schedule]] = {
-    "bag_of_tricks": bag_of_tricks,
-    "esnet": esnet,
-    "feature_fusion": feature_fusion,
-    "reid_done_right": reid_done_right,
-}
+@register_schedule("exponential_halving")
+def exponential_halving(base_lr: float, **options: Any) -> ExponentialHalving:
+    return ExponentialHalving(base_lr, **options)
 
 
-def build_schedule(name: str, base_lr: float, **options) -> Schedule:
-    """A named schedule (``bag_of_tricks``, ``esnet``, ``feature_fusion``, ``reid_done_right``,
-    ``warmup_multistep``, ``constant``) with its base rate."""
-    if name == "warmup_multistep":
-        return WarmupMultiStep(base_lr, **options)
-    if name == "constant":
-        return WarmupMultiStep(base_lr)
-    if name not in SCHEDULES:
-        known = sorted([*SCHEDULES, "warmup_multistep", "constant"])
-        raise ValueError(f"unknown schedule {name!r}; expected one of {known}")
-    return SCHEDULES[name](base_lr, **options)
+def build_schedule(name: str, base_lr: float, **options: Any) -> Schedule:
+    """The schedule ``name`` (a shape, or a paper's preset once :mod:`reidlib.papers` is imported) with
+    its base rate; an unknown name lists the known ones."""
+    return SCHEDULES.build(name, base_lr, **options)
 
 
 def lr_curve(schedule: Schedule, epochs: int, iters_per_epoch: int = 1) -> list[float]:
@@ -220,5 +190,4 @@ def as_lr_scheduler(optimizer: torch.optim.Optimizer, schedule: Schedule,
 
 
 __all__ = ["Schedule", "WarmupMultiStep", "ExponentialHalving", "PiecewiseConstant", "LinearWarmupThen",
-           "bag_of_tricks", "esnet", "feature_fusion", "reid_done_right", "build_schedule", "lr_curve",
-           "as_lr_scheduler", "SCHEDULES"]
+           "build_schedule", "register_schedule", "lr_curve", "as_lr_scheduler", "SCHEDULES"]

@@ -3,7 +3,8 @@
 A :class:`Trainer` runs ``epochs`` epochs of P x K batches. One step is::
 
     batch = on_batch_start(batch)                  # hooks may replace images (erasing, ...)
-    outputs = model(batch.images)                  # dict in train mode
+    outputs = model(batch.images)                  # dict in train mode; model(images, targets=pids)
+                                                   # for a model whose `needs_targets` is true
     outputs = on_forward(batch, outputs)           # hooks may add extra branches
     losses = criterion(outputs, batch) | extra_losses(batch, outputs)   # dict of scalars
     (sum(losses) / accum_steps).backward()
@@ -287,6 +288,12 @@ class Trainer:
         return unwrap_model(self.model)
 
     @property
+    def needs_targets(self) -> bool:
+        """Whether the model's training forward takes the batch's ids (``model.needs_targets``: ES-Net's
+        BESM, a hashing teacher, an OIM queue)."""
+        return bool(getattr(self.module, "needs_targets", False))
+
+    @property
     def is_main(self) -> bool:
         return self.rank == 0
 
@@ -364,7 +371,10 @@ class Trainer:
         sync = contextlib.nullcontext() if boundary or not hasattr(self.model, "no_sync") else self.model.no_sync()
         with sync:
             with torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext():
-                outputs = self.model(batch.images)
+                if self.needs_targets:
+                    outputs = self.model(batch.images, targets=batch.pids)
+                else:
+                    outputs = self.model(batch.images)
                 for h in self.hooks:
                     new = h.on_forward(self, batch, outputs)
                     outputs = outputs if new is None else new
@@ -481,7 +491,10 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint` (all ranks read it)."""
-        state = load_checkpoint(path, map_location=self.device)
+        # to the CPU: the saved RNG states must stay CPU ByteTensors for set_rng_state (a CUDA
+        # map_location moved them to the GPU and resuming crashed); the modules' load_state_dict,
+        # the optimizer's and the running sums below move their tensors where they belong
+        state = load_checkpoint(path, map_location="cpu")
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a trainer checkpoint (format {state.get('format')!r}, "
                              f"expected {CHECKPOINT_FORMAT!r})")

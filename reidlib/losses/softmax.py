@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reidlib.nn import check_shape
+
 __all__ = ["CrossEntropyLabelSmooth"]
 
 
@@ -28,9 +30,7 @@ class CrossEntropyLabelSmooth(nn.Module):
         self.num_classes, self.epsilon = int(num_classes), float(epsilon)
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        if logits.dim() != 2 or logits.shape[1] != self.num_classes:
-            raise ValueError(f"CrossEntropyLabelSmooth: expected logits of shape (B, {self.num_classes}), "
-                             f"got {tuple(logits.shape)}")
+        check_shape(logits, "B N", who="CrossEntropyLabelSmooth", what="logits", N=self.num_classes)
         if targets.shape != logits.shape[:1]:
             raise ValueError(f"CrossEntropyLabelSmooth: expected targets of shape ({logits.shape[0]},), "
                              f"got {tuple(targets.shape)}")

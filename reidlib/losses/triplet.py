@@ -11,34 +11,15 @@ softplus are increasing, each anchor's term is the largest term over all its (p,
 """
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reidlib.nn import Metric, pairwise_distance  # moved to the bottom layer; re-exported here (old home)
+
 __all__ = ["BatchHardMining", "TripletLoss", "batch_hard_mining", "easiest_positive", "pairwise_distance"]
-
-Metric = Literal["euclidean", "cosine"]
-
-
-def pairwise_distance(x: Tensor, metric: Metric = "euclidean") -> Tensor:
-    """Distances between all rows of ``x`` ``(B, D)``: ``(B, B)``.
-
-    ``'euclidean'``: ``|x_i - x_j|`` (exact differences, not the ``|x|^2 + |y|^2 - 2xy`` expansion,
-    so near duplicates keep accurate small distances); ``'cosine'``: ``1 - <x_i, x_j>/(|x_i||x_j|)``.
-    Half-precision inputs are computed in float32.
-    """
-    if x.dim() != 2:
-        raise ValueError(f"pairwise_distance: expected features of shape (B, D), got {tuple(x.shape)}")
-    if x.dtype in (torch.float16, torch.bfloat16):
-        x = x.float()  # AMP features: distances and the loss in float32
-    if metric == "euclidean":
-        return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
-    if metric == "cosine":
-        normed = F.normalize(x, dim=1)
-        return 1 - normed @ normed.t()
-    raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
 
 
 class BatchHardMining(NamedTuple):

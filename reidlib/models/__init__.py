@@ -1,17 +1,38 @@
-"""reidlib.models: backbones, pooling, heads, the strong baseline, and efficiency figures."""
+"""reidlib.models: backbones, pooling, heads, shared blocks, the house's networks, and the registry.
+
+``build_model(name, num_classes, **options)`` builds a registered network (``baseline``,
+``esnet``; the papers' recipes in :mod:`reidlib.papers` register more). Every network follows one
+contract:
+
+* **train mode**: ``model(images (B, 3, H, W))`` -- or ``model(images, targets=pids)`` for a model
+  whose ``needs_targets`` is true -- returns
+  ``{"branches": {name: {"logits": (B, N), "feat": (B, D), "feat_bn": (B, D), ...}}, ...extras}``;
+  a single-branch model has the one branch ``"main"``. :class:`reidlib.losses.ReIDCriterion` reads it.
+* **eval mode**: ``model(images)`` returns the test descriptor ``(B, D)``.
+* ``model.options``: the resolved model options (plain data), stored in the run record.
+
+Shared blocks: :mod:`~reidlib.models.branches` (a trunk shared up to a stage, branches owning copies of
+the later stages), :mod:`~reidlib.models.parts` (stripes and windows).
+"""
 from .backbones import RESNETS, ResNetBackbone, build_backbone
 from .baseline import Baseline
 from .efficiency import efficiency
 from .heads import BNNeck, LinearHead
-from .pooling import GAP, GMP, GeM, build_pooling
-
-# ES-Net (P-pooling) and later papers' modules: one import line each, below.
 from .p_pooling import PPooling
+from .pooling import GAP, GMP, GeM, build_pooling
+from .registry import MODELS, build_model, model_options, register_model
+
+# the house's networks register themselves on import (one line each)
+from . import esnet  # noqa: E402,F401  (ES-Net: AIB + ESB)
 
 __all__ = [
+    "MODELS",
     "RESNETS",
     "ResNetBackbone",
     "build_backbone",
+    "build_model",
+    "model_options",
+    "register_model",
     "Baseline",
     "efficiency",
     "BNNeck",

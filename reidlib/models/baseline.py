@@ -3,8 +3,10 @@
 
     image (B, 3, H, W) -> backbone -> (B, C, h, w) -> pooling -> f_t (B, C) -> BNNeck -> f_i, logits
 
-Training mode returns everything the losses need (``feat`` = ``f_t`` for the triplet loss,
-``logits`` for the ID loss); eval mode returns the test descriptor (``f_i``, after BN, by default).
+Training mode returns everything the losses need under the house contract, one branch named
+``"main"``: ``{"branches": {"main": {"logits", "feat", "feat_bn"}}}`` (``feat`` = ``f_t`` for the
+triplet loss, ``logits`` for the ID loss); eval mode returns the test descriptor ``(B, C)``
+(``f_i``, after BN, by default). Registered as ``build_model("baseline", num_classes, ...)``.
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from torch import Tensor, nn
 from .backbones import build_backbone
 from .heads import BNNeck, LinearHead, TestFeature
 from .pooling import build_pooling
+from .registry import register_model
 
-__all__ = ["Baseline"]
+__all__ = ["Baseline", "baseline"]
 
 
 class Baseline(nn.Module):
@@ -31,8 +34,9 @@ class Baseline(nn.Module):
         neck: ``'bnneck'`` (default) or ``'none'`` (linear classifier with bias on ``f_t``).
         test_feature: eval-mode descriptor, ``'after'`` BN (default) or ``'before'``.
 
-    Forward: training ``(B, 3, H, W) -> {"logits": (B, N), "feat": (B, C), "feat_bn": (B, C)}``;
-    eval ``(B, 3, H, W) -> (B, C)``. ``feature_dim`` is ``C``.
+    Forward: training ``(B, 3, H, W) -> {"branches": {"main": {"logits": (B, N), "feat": (B, C),
+    "feat_bn": (B, C)}}}``; eval ``(B, 3, H, W) -> (B, C)``. ``feature_dim`` is ``C``; ``options`` the
+    resolved model options (``pooling``, ``neck``, ``test_feature``) a run record stores.
     """
 
     def __init__(
@@ -64,6 +68,13 @@ class Baseline(nn.Module):
         else:
             raise ValueError(f"Baseline: neck must be 'bnneck' or 'none', got {neck!r}")
         self.num_classes = int(num_classes)
+        self._options = {"pooling": pooling if isinstance(pooling, str) else type(pooling).__name__,
+                         "neck": neck, "test_feature": test_feature}
+
+    @property
+    def options(self) -> dict[str, str]:
+        """The model options of ``build_model("baseline", ...)`` that rebuild this architecture."""
+        return dict(self._options)
 
     def pooled(self, x: Tensor) -> Tensor:
         """``f_t``: the pooled feature before the neck, ``(B, 3, H, W) -> (B, C)``."""
@@ -74,4 +85,13 @@ class Baseline(nn.Module):
         if not self.training:
             return out
         feat, feat_bn, logits = out
-        return {"logits": logits, "feat": feat, "feat_bn": feat_bn}
+        return {"branches": {"main": {"logits": logits, "feat": feat, "feat_bn": feat_bn}}}
+
+
+@register_model("baseline", "bot")
+def baseline(num_classes: int, *, backbone: str = "resnet50", last_stride: int = 1, pretrained: bool = False,
+             weights_path: str | os.PathLike | None = None, pooling: str = "gap", neck: str = "bnneck",
+             test_feature: TestFeature = "after") -> Baseline:
+    """The strong baseline (Luo et al. 2019) by name: ``build_model("baseline", N, backbone="resnet18")``."""
+    return Baseline(backbone, num_classes, pooling=pooling, last_stride=last_stride, pretrained=pretrained,
+                    weights_path=weights_path, neck=neck, test_feature=test_feature)

@@ -9,10 +9,16 @@ at the ESB's ``layer4`` (on the whole images), erases the top-``R`` pixels of ea
 probability ``P``, and the ESB is trained on the erased batch. Loss, Eq. (1):
 ``L = L_ESB^id + L_ESB^triplet + L_AIB^id + L_AIB^triplet`` (:class:`ESNetLoss`).
 
-Every ablation of Tables II-VI is a named variant of this one model (:data:`VARIANTS`); a
-variant is an :class:`ESNetConfig`: which branches exist, their poolings, how the second branch
-erases (BESM, Grad-CAM erasing, random erasing, batch feature dropping, or not at all), ``R``,
-``P``, the saliency layer and whether the triplet loss is used.
+Every ablation of Tables II-VI is one :class:`ESNetConfig` of this one model: which branches
+exist, their poolings, how the second branch erases (BESM, Grad-CAM erasing, random erasing,
+batch feature dropping, or not at all), ``R``, ``P``, the saliency layer and whether the triplet
+loss is used. The named rows of the paper's tables (``VARIANTS``), its training presets and its
+recipe live in :mod:`reidlib.papers.esnet`; this module holds only the network's composition,
+registered as ``build_model("esnet", num_classes, **ESNetConfig fields)``.
+
+The trunk/branch split is :func:`reidlib.models.branches.split_backbone` at ``layer3``; the
+training forward needs the batch's ids (BESM pairs each image with its easiest positive), so
+the model declares ``needs_targets`` and the trainer calls ``model(images, targets=pids)``.
 
 Test descriptor (the paper does not state it): the BN features of both branches, each
 L2-normalised, concatenated. Then the squared Euclidean distance of two descriptors is
@@ -24,29 +30,28 @@ branches reinforce each other"). ``descriptor='aib'``/``'esb'`` give one branch 
 """
 from __future__ import annotations
 
-import copy
-from dataclasses import asdict, dataclass, replace
+import warnings
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from reidlib.saliency import besm, cg_ram_batch, draw_selection, erase_top, grad_cam, model_mode
+from reidlib.losses.criterion import ReIDCriterion
+from reidlib.nn import model_mode
+from reidlib.saliency import besm, cg_ram_batch, draw_selection, erase_top, grad_cam
 
+from .backbones import build_backbone
+from .branches import Stages, split_backbone
+from .heads import BNNeck
 from .p_pooling import PPooling
+from .pooling import build_pooling
+from .registry import register_model
 
-__all__ = [
-    "ESNet",
-    "ESNetConfig",
-    "ESNetLoss",
-    "VARIANTS",
-    "PRESETS",
-    "TrainingPreset",
-    "batch_drop_mask",
-    "build_esnet",
-    "variant_table",
-]
+__all__ = ["ESNet", "ESNetConfig", "ESNetLoss", "batch_drop_mask", "esnet"]
+
+SPLIT = "layer3"  # the branches own res_conv4 and res_conv5 (Sec. III-A)
 
 ERASINGS = ("besm", "gradcam", "random", "bdb", "none")
 POOLINGS = ("gap", "gmp", "gem", "ppool")
@@ -79,7 +84,7 @@ class ESNetConfig:
         table: where the row comes from in the paper.
     """
 
-    label: str
+    label: str = "ES-Net"
     aib: bool = True
     esb: bool = True
     aib_pooling: str = "gap"
@@ -126,81 +131,9 @@ class ESNetConfig:
     def branches(self) -> tuple[str, ...]:
         return tuple(name for name, on in (("aib", self.aib), ("esb", self.esb)) if on)
 
-
-def _single(label: str, pooling: str, erasing: str, triplet: bool, table: str, **kw: Any) -> ESNetConfig:
-    """A one-branch network (the paper's "Base + ..."): the branch that erases, alone."""
-    return ESNetConfig(label, aib=False, esb=True, esb_pooling=pooling, erasing=erasing, triplet=triplet,
-                       descriptor="esb", table=table, **kw)
-
-
-# R = 10 %, P = 0.3 for the one-branch rows (Tables II-V: the ESB row of Table III equals
-# ESB(R=10%, P=0.3) of Table II, and Sec. IV-A-2 states these values); R = 20 %, P = 0.5 for
-# ES-Net (Table II's best AIB+ESB row is the ES-Net of Table I).
-_R1, _P1 = 0.1, 0.3
-VARIANTS: dict[str, ESNetConfig] = {
-    "base": ESNetConfig("Base", esb=False, erasing="none", triplet=False, descriptor="aib", table="I-V"),
-    "aib": ESNetConfig("AIB", esb=False, erasing="none", descriptor="aib", table="II"),
-    "esb": _single("ESB(R=10%, P=0.3)", "ppool", "besm", True, "II, III", ratio=_R1, prob=_P1),
-    "esb-r20-p50": _single("ESB(R=20%, P=0.5)", "ppool", "besm", True, "II", ratio=0.2, prob=0.5),
-    "aib+esb-r10-p30": ESNetConfig("AIB+ESB(R=10%, P=0.3)", ratio=_R1, prob=_P1, table="II"),
-    "esnet": ESNetConfig("ES-Net = AIB+ESB(R=20%, P=0.5)", ratio=0.2, prob=0.5, table="I, II"),
-    "base+besm": _single("Base+BESM (= Base+BESM+GAP)", "gap", "besm", False, "III, IV, V", ratio=_R1, prob=_P1),
-    "base+besm+gmp": _single("Base+BESM+GMP", "gmp", "besm", False, "IV", ratio=_R1, prob=_P1),
-    "base+besm+ppool": _single("Base+BESM+P-pooling", "ppool", "besm", False, "III, IV", ratio=_R1, prob=_P1),
-    "base+besm+ppool+triplet": _single("Base+BESM+P-pooling+Triplet Loss (ESB)", "ppool", "besm", True, "III",
-                                       ratio=_R1, prob=_P1),
-    "base+random-erasing": _single("Base+Random Erasing", "gap", "random", False, "V", ratio=_R1, prob=0.5),
-    "base+gradcam-erasing": _single("Base+Grad-CAM Erasing", "gap", "gradcam", False, "V", ratio=_R1, prob=_P1),
-    "base+bdb": ESNetConfig("Base+Feature Dropping Branch", esb_pooling="gmp", erasing="bdb", triplet=False,
-                            table="V"),
-    "esnet-ppool-both": ESNetConfig("ES-Net (P-pooling in AIB and ESB)", aib_pooling="ppool", ratio=0.2, prob=0.5,
-                                    table="VI"),
-}
-
-
-def variant_table() -> "Any":
-    """The variants as a ``pandas.DataFrame`` (one row per name), for the book."""
-    import pandas as pd
-
-    return pd.DataFrame([{"variant": k, **asdict(v)} for k, v in VARIANTS.items()]).set_index("variant")
-
-
-@dataclass(frozen=True)
-class TrainingPreset:
-    """The paper's training schedule (Sec. IV-A-2 person, IV-B-1 vehicle)."""
-
-    height: int
-    width: int
-    epochs: int
-    milestones: tuple[int, ...]
-    p: int = 16
-    k: int = 4
-    optimizer: str = "adam"
-    lr: float = 3.5e-4
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 10
-    warmup_start_lr: float = 0.0
-    gamma: float = 0.1
-    margin: float = 0.3
-    ratio: float = 0.2
-    prob: float = 0.5
-    saliency_layer: str = "layer4"
-    flip_train: bool = True
-    flip_test: bool = True
-    notes: str = ""
-
-    def schedule_options(self) -> dict[str, Any]:
-        """Options of ``reidlib.engine.schedules.WarmupMultiStep`` (``build_schedule('warmup_multistep', lr, **...)``)."""
-        return {"milestones": self.milestones, "gamma": self.gamma, "warmup_epochs": self.warmup_epochs,
-                "warmup_start_lr": self.warmup_start_lr, "warmup_from_zero_step": True}
-
-
-PRESETS: dict[str, TrainingPreset] = {
-    "person": TrainingPreset(384, 128, epochs=120, milestones=(40, 70),
-                             notes="Adam, wd 5e-4, warm-up 0 -> 3.5e-4 over 10 epochs, x0.1 at 40 and 70"),
-    "vehicle": TrainingPreset(256, 256, epochs=60, milestones=(20, 40),
-                              notes="as person, 256x256, 60 epochs, x0.1 at 20 and 40"),
-}
+    @property
+    def erases_by_saliency(self) -> bool:
+        return self.erasing in ("besm", "gradcam")
 
 
 def batch_drop_mask(h: int, w: int, height_ratio: float, width_ratio: float, *,
@@ -216,39 +149,27 @@ def batch_drop_mask(h: int, w: int, height_ratio: float, width_ratio: float, *,
 
 
 def _pooling(name: str, l: float) -> nn.Module:
-    if name == "ppool":
-        return PPooling(l=l)
-    from reidlib import models
-
-    return {"gap": models.GAP, "gmp": models.GMP, "gem": models.GeM}[name]()
-
-
-class Trunk(nn.Module):
-    """The layers shared by both branches: ``stem``, ``layer1``, ``layer2`` (everything before res_conv4)."""
-
-    def __init__(self, stem: nn.Module, layer1: nn.Module, layer2: nn.Module) -> None:
-        super().__init__()
-        self.stem, self.layer1, self.layer2 = stem, layer1, layer2
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.layer2(self.layer1(self.stem(x)))
+    return PPooling(l=l) if name == "ppool" else build_pooling(name)
 
 
 class Branch(nn.Module):
-    """``layer3`` (res_conv4), ``layer4`` (res_conv5), pooling, BNNeck.
+    """One branch: its own ``layer3`` (res_conv4) and ``layer4`` (res_conv5), pooling, BNNeck.
 
     ``(B, C2, h, w)`` trunk maps -> in train mode ``{"logits", "feat", "feat_bn"}``, in eval ``feat_bn (B, D)``.
     """
 
-    def __init__(self, layer3: nn.Module, layer4: nn.Module, pooling: nn.Module, in_dim: int, num_classes: int) -> None:
+    def __init__(self, stages: Stages, pooling: nn.Module, in_dim: int, num_classes: int) -> None:
         super().__init__()
-        from reidlib.models import BNNeck
-
-        self.layer3, self.layer4, self.pool = layer3, layer4, pooling
+        self.stage_names = stages.stage_names
+        for name in self.stage_names:  # kept as attributes: keys read "esb.layer4...", hooks name them
+            setattr(self, name, getattr(stages, name))
+        self.pool = pooling
         self.neck = BNNeck(in_dim, num_classes)
 
     def feature_maps(self, x: Tensor) -> Tensor:
-        return self.layer4(self.layer3(x))
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+        return x
 
     def head(self, maps: Tensor) -> Any:
         out = self.neck(self.pool(maps))
@@ -269,47 +190,51 @@ class ESNet(nn.Module):
 
     Args:
         num_classes: training identities.
-        variant: a key of :data:`VARIANTS` or an :class:`ESNetConfig`.
+        config: an :class:`ESNetConfig` (default: ES-Net itself; the paper's named rows are
+            ``reidlib.papers.esnet.VARIANTS``).
         backbone, last_stride, pretrained, weights_path: passed to ``reidlib.models.build_backbone``.
-        **overrides: fields of the variant's config to change (``ratio``, ``prob``, ``saliency_layer``,
+        **overrides: fields of the config to change (``ratio``, ``prob``, ``saliency_layer``,
             ``esb_pooling``, ``descriptor``, ...).
 
-    ``forward(images (B, 3, H, W), pids (B,) | None)``: in train mode a dict with each branch's
-    ``{"logits", "feat", "feat_bn"}`` under ``"branches"``, the first branch's at the top level, and
-    ``"erasing"`` (the :class:`~reidlib.saliency.BESMResult`, or None); erasing variants need ``pids``
-    (or :meth:`set_targets` called before). In eval mode the test descriptor ``(B, D)``.
+    ``forward(images (B, 3, H, W), targets (B,) | None)``: in train mode
+    ``{"branches": {"aib": {"logits", "feat", "feat_bn"}, "esb": {...}}, "erasing": BESMResult | None}``;
+    erasing variants need ``targets`` (the trainer passes them: ``needs_targets``). In eval mode the
+    test descriptor ``(B, D)``. ``options``: every field of the resolved config (what a run record stores).
     """
 
-    def __init__(self, num_classes: int, variant: str | ESNetConfig = "esnet", *, backbone: str = "resnet50",
+    def __init__(self, num_classes: int, config: ESNetConfig | None = None, *, backbone: str = "resnet50",
                  last_stride: int = 1, pretrained: bool = False, weights_path: str | None = None,
                  **overrides: Any) -> None:
         super().__init__()
-        from reidlib.models import build_backbone
-
-        if isinstance(variant, str):
-            if variant not in VARIANTS:
-                raise ValueError(f"unknown ES-Net variant {variant!r}; expected one of {list(VARIANTS)}")
-            config = VARIANTS[variant]
-        else:
-            config = variant
-        unknown = set(overrides) - set(ESNetConfig.__dataclass_fields__)
+        if isinstance(config, str):
+            raise TypeError(f"ESNet(config={config!r}): pass an ESNetConfig; the named rows of the paper are "
+                            "reidlib.papers.esnet.VARIANTS (or use reidlib.papers.esnet.build(variant, ...))")
+        known = [f.name for f in fields(ESNetConfig)]
+        unknown = sorted(set(overrides) - set(known))
         if unknown:
-            raise ValueError(f"unknown ESNetConfig fields {sorted(unknown)}; known: {list(ESNetConfig.__dataclass_fields__)}")
-        self.config: ESNetConfig = replace(config, **overrides)
-        self.variant = variant if isinstance(variant, str) else config.label
+            raise ValueError(f"unknown ESNetConfig fields {unknown}; known: {known}")
+        self.config: ESNetConfig = replace(config or ESNetConfig(), **overrides)
+        self.variant = self.config.label
         self.num_classes = num_classes
         net = build_backbone(backbone, last_stride=last_stride, pretrained=pretrained, weights_path=weights_path)
         dim = net.out_channels
-        self.out_dim = dim * (2 if self.config.descriptor == "concat" and len(self.config.branches) == 2 else 1)
-        self.trunk = Trunk(net.stem, net.layer1, net.layer2)
-        two = self.config.aib and self.config.esb
-        if self.config.aib:
-            self.aib = Branch(net.layer3, net.layer4, _pooling(self.config.aib_pooling, self.config.ppool_l), dim,
-                              num_classes)
-        if self.config.esb:
-            l3, l4 = (copy.deepcopy(net.layer3), copy.deepcopy(net.layer4)) if two else (net.layer3, net.layer4)
-            self.esb = Branch(l3, l4, _pooling(self.config.esb_pooling, self.config.ppool_l), dim, num_classes)
-        self._targets: Tensor | None = None
+        c = self.config
+        self.out_dim = dim * (2 if c.descriptor == "concat" and len(c.branches) == 2 else 1)
+        self.trunk, stages = split_backbone(net, SPLIT, c.branches)
+        if c.aib:
+            self.aib = Branch(stages["aib"], _pooling(c.aib_pooling, c.ppool_l), dim, num_classes)
+        if c.esb:
+            self.esb = Branch(stages["esb"], _pooling(c.esb_pooling, c.ppool_l), dim, num_classes)
+
+    @property
+    def needs_targets(self) -> bool:
+        """The training forward needs the batch's ids (saliency-guided erasing)."""
+        return self.config.erases_by_saliency
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Every field of the resolved :class:`ESNetConfig` (``build_model("esnet", N, **options)`` rebuilds it)."""
+        return asdict(self.config)
 
     # -- saliency ---------------------------------------------------------------------------------
     def saliency_layer(self) -> nn.Module:
@@ -326,6 +251,14 @@ class ESNet(nn.Module):
         The model keeps its mode; BatchNorm statistics are left as they were.
         """
         method = method or ("grad_cam" if self.config.erasing == "gradcam" else "cg_ram")
+        if method not in ("cg_ram", "grad_cam"):
+            raise ValueError(f"method must be 'cg_ram' or 'grad_cam', got {method!r}")
+        # the saliency's extra backward runs in float32 even under AMP: fp16 gradients of the
+        # confidence score underflow, and the top-R selection would rank noise
+        with torch.autocast(images.device.type, enabled=False):
+            return self._saliency(images.float(), pids, None if trunk_maps is None else trunk_maps.float(), method)
+
+    def _saliency(self, images: Tensor, pids: Tensor, trunk_maps: Tensor | None, method: str) -> Tensor:
         layer = self.saliency_layer()
         if self.config.saliency_layer in ("layer3", "layer4"):
             if trunk_maps is None:
@@ -337,11 +270,9 @@ class ESNet(nn.Module):
         with model_mode(self, "keep"):
             if method == "cg_ram":
                 return cg_ram_batch(fn, inputs, pids, layer).maps
-            if method == "grad_cam":
-                return grad_cam(fn, inputs, pids, layer).maps
-        raise ValueError(f"method must be 'cg_ram' or 'grad_cam', got {method!r}")
+            return grad_cam(fn, inputs, pids, layer).maps
 
-    def erased_batch_loss(self, images: Tensor, pids: Tensor, criterion: "ESNetLoss", *, ratio: float | None = None
+    def erased_batch_loss(self, images: Tensor, pids: Tensor, criterion: Any, *, ratio: float | None = None
                           ) -> dict[str, float]:
         """The motivation experiment of the paper's Fig. 3: the loss of the current model on the batch with its
         salient parts erased (BESM with ``P = 1``), measured without training on it.
@@ -362,13 +293,6 @@ class ESNet(nn.Module):
                 terms = criterion({"branches": {branch_name: out}}, pids)
         return {f"erased/{k}": float(v) for k, v in terms.items()}
 
-    def set_targets(self, pids: Tensor | None) -> None:
-        """Ids of the next training batch, for engines that call ``model(images)`` only.
-
-        With ``reidlib.engine.Trainer``: ``LambdaHook(on_batch_start=lambda t, b: t.module.set_targets(b.pids))``.
-        """
-        self._targets = pids
-
     def training_stats(self) -> dict[str, float]:
         """Scalars worth logging each epoch: the learned P-pooling exponents."""
         return {f"{name}/ppool_l": float(branch.pool.l.detach())
@@ -387,10 +311,10 @@ class ESNet(nn.Module):
     def erase(self, images: Tensor, pids: Tensor | None, trunk_maps: Tensor | None = None) -> Any:
         """The second branch's input for this batch: ``(images or erased images, BESMResult | None)``."""
         c = self.config
-        if c.erasing in ("besm", "gradcam"):
+        if c.erases_by_saliency:
             if pids is None:
                 raise ValueError(f"variant {self.variant!r} erases by saliency and needs the batch's ids: "
-                                 f"call model(images, pids) or model.set_targets(pids) first")
+                                 f"call model(images, targets=pids) (the Trainer does, see needs_targets)")
             selected = draw_selection(images.shape[0], c.prob, device=images.device)
             if not bool(selected.any()):
                 return images, None
@@ -399,12 +323,12 @@ class ESNet(nn.Module):
             return res.images, res
         return images, None  # "random": done by the data pipeline, see ESNetConfig.data_random_erasing
 
-    def forward(self, images: Tensor, pids: Tensor | None = None) -> Any:
+    def forward(self, images: Tensor, targets: Tensor | None = None) -> Any:
         if images.dim() != 4:
             raise ValueError(f"ESNet expects images (B, 3, H, W), got shape {tuple(images.shape)}")
         if not self.training:
             return self.descriptor(images)
-        pids = pids if pids is not None else self._targets
+        pids = targets
         c = self.config
         branches: dict[str, dict[str, Tensor]] = {}
         trunk_maps = self.trunk(images) if c.aib or c.erasing in ("bdb", "none") else None
@@ -422,43 +346,23 @@ class ESNet(nn.Module):
                     branches["esb"] = self.esb(trunk_maps)
                 else:
                     branches["esb"] = self.esb(self.trunk(x_esb))
-        first = branches[c.branches[0]]
-        return {**first, "branches": branches, "erasing": erasing}
+        return {"branches": branches, "erasing": erasing}
 
 
-class ESNetLoss(nn.Module):
-    """Eq. (1): the sum over branches of ``L^id + L^triplet``.
-
-    ID loss: cross-entropy with label smoothing ``epsilon`` (0 by default: the paper takes only
-    last stride 1 and the BN layer from [27]); triplet: batch-hard, margin 0.3, on the features
-    before the BNNeck's BN (``feat``). ``forward(outputs, target)`` returns the terms by name
-    (``"aib/id"``, ``"aib/triplet"``, ``"esb/id"``, ...), the engine's criterion contract;
-    ``target`` is the ids ``(B,)`` or a batch with ``.pids``. :meth:`total` sums them.
-    """
+class ESNetLoss(ReIDCriterion):
+    """Deprecated (one release): ``reidlib.losses.ReIDCriterion`` with ES-Net's options, Eq. (1):
+    the sum over branches of ``L^id + L^triplet``, no label smoothing, triplet margin 0.3 on ``feat``.
+    Use ``build_criterion("reid", N, label_smoothing=0.0, triplet_weight=1.0 or 0.0)``."""
 
     def __init__(self, num_classes: int, *, triplet: bool = True, margin: float = 0.3, epsilon: float = 0.0) -> None:
-        super().__init__()
-        from reidlib.losses import CrossEntropyLabelSmooth, TripletLoss
-
-        self.id_loss = CrossEntropyLabelSmooth(num_classes, epsilon=epsilon)
-        self.triplet = TripletLoss(margin=margin) if triplet else None
-
-    def forward(self, outputs: dict[str, Any], target: Any) -> dict[str, Tensor]:
-        pids = target if isinstance(target, Tensor) else target.pids
-        branches = outputs.get("branches") or {"main": outputs}
-        terms: dict[str, Tensor] = {}
-        for name, out in branches.items():
-            terms[f"{name}/id"] = self.id_loss(out["logits"], pids)
-            if self.triplet is not None:
-                terms[f"{name}/triplet"] = self.triplet(out["feat"], pids)
-        return terms
-
-    def total(self, outputs: dict[str, Any], target: Any) -> Tensor:
-        """``L_total`` of Eq. (1)."""
-        return torch.stack(list(self(outputs, target).values())).sum()
+        warnings.warn("ESNetLoss is deprecated; use reidlib.losses.build_criterion('reid', ...)", DeprecationWarning,
+                      stacklevel=2)
+        super().__init__(num_classes, label_smoothing=epsilon, margin=margin, triplet_weight=1.0 if triplet else 0.0)
 
 
-def build_esnet(variant: str = "esnet", num_classes: int = 751, **kwargs: Any) -> tuple[ESNet, ESNetLoss]:
-    """An ES-Net variant and its Eq. (1) loss (triplet on or off as the variant says)."""
-    model = ESNet(num_classes, variant, **kwargs)
-    return model, ESNetLoss(num_classes, triplet=model.config.triplet)
+@register_model("esnet", "es-net")
+def esnet(num_classes: int, *, backbone: str = "resnet50", last_stride: int = 1, pretrained: bool = False,
+          weights_path: str | None = None, **config: Any) -> ESNet:
+    """``build_model("esnet", N, backbone=..., **ESNetConfig fields)``; no field given: ES-Net itself."""
+    return ESNet(num_classes, None, backbone=backbone, last_stride=last_stride, pretrained=pretrained,
+                 weights_path=weights_path, **config)

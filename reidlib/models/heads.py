@@ -13,14 +13,11 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from reidlib.nn import check_shape
+
 __all__ = ["BNNeck", "LinearHead"]
 
 TestFeature = Literal["after", "before"]
-
-
-def _check_features(x: Tensor, in_dim: int, who: str) -> None:
-    if x.dim() != 2 or x.shape[1] != in_dim:
-        raise ValueError(f"{who}: expected features of shape (B, {in_dim}), got shape {tuple(x.shape)}")
 
 
 def _check_dims(in_dim: int, num_classes: int, test_feature: str, who: str) -> None:
@@ -58,7 +55,7 @@ class BNNeck(nn.Module):
         nn.init.normal_(self.classifier.weight, std=0.001)
 
     def forward(self, feat: Tensor) -> tuple[Tensor, Tensor, Tensor] | Tensor:
-        _check_features(feat, self.in_dim, "BNNeck")
+        check_shape(feat, "B D", who="BNNeck", what="features", D=self.in_dim)
         feat_bn = self.bn(feat)
         if not self.training:
             return feat_bn if self.test_feature == "after" else feat
@@ -84,7 +81,7 @@ class LinearHead(nn.Module):
         nn.init.zeros_(self.classifier.bias)
 
     def forward(self, feat: Tensor) -> tuple[Tensor, Tensor, Tensor] | Tensor:
-        _check_features(feat, self.in_dim, "LinearHead")
+        check_shape(feat, "B D", who="LinearHead", what="features", D=self.in_dim)
         if not self.training:
             return feat
         return feat, feat, self.classifier(feat)

@@ -26,20 +26,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from reidlib.nn import check_shape
+
 __all__ = ["PPooling", "p_pooling", "p_pooling_grad_l", "p_pooling_grad_input"]
 
 DEFAULT_L = 3.0
 DEFAULT_EPS = 1e-6
 
 
-def _check_4d(x: Tensor, name: str = "x") -> None:
-    if x.dim() != 4:
-        raise ValueError(f"P-pooling expects {name} of shape (B, C, H, W), got shape {tuple(x.shape)}")
-
-
 def p_pooling(x: Tensor, l: Tensor | float, eps: float = DEFAULT_EPS) -> Tensor:
     """Eq. (6): ``(B, C, H, W) -> (B, C)``, ``F^k = sum a^l / sum a^(l-1)`` with ``a = max(x, eps)``."""
-    _check_4d(x)
+    check_shape(x, "B C H W", who="p_pooling", what="a feature map")
     l = torch.as_tensor(l, dtype=x.dtype, device=x.device)
     log_a = x.clamp(min=eps).flatten(2).log()  # (B, C, HW)
     return torch.exp(torch.logsumexp(l * log_a, dim=2) - torch.logsumexp((l - 1) * log_a, dim=2))
@@ -50,7 +47,7 @@ def p_pooling_grad_l(x: Tensor, l: float, eps: float = DEFAULT_EPS) -> Tensor:
 
     Plain sums, no log-space tricks, so that it checks :func:`p_pooling` independently. ``(B, C)``.
     """
-    _check_4d(x)
+    check_shape(x, "B C H W", who="p_pooling_grad_l", what="a feature map")
     a = x.clamp(min=eps).flatten(2)
     F = (a**l).sum(2) / (a ** (l - 1)).sum(2)
     ln_a = a.log()
@@ -62,7 +59,7 @@ def p_pooling_grad_input(x: Tensor, l: float, eps: float = DEFAULT_EPS) -> Tenso
 
     Zero where the clamp is active (``x < eps``). Same shape as ``x``: ``(B, C, H, W)``.
     """
-    _check_4d(x)
+    check_shape(x, "B C H W", who="p_pooling_grad_input", what="a feature map")
     a = x.clamp(min=eps)
     N = (a**l).sum((2, 3), keepdim=True)
     D = (a ** (l - 1)).sum((2, 3), keepdim=True)
@@ -94,7 +91,7 @@ class PPooling(nn.Module):
             self.register_buffer("l", value)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_4d(x, "the input")
+        check_shape(x, "B C H W", who="PPooling", what="a feature map")
         return p_pooling(x, self.l.to(x.dtype), self.eps)
 
     def extra_repr(self) -> str:

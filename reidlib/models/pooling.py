@@ -14,21 +14,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from reidlib.nn import check_shape
+
 from .p_pooling import PPooling
 
 __all__ = ["GAP", "GMP", "GeM", "build_pooling", "gem"]
-
-
-def _check_4d(x: Tensor, who: str) -> None:
-    if x.dim() != 4:
-        raise ValueError(f"{who}: expected a feature map of shape (B, C, H, W), got shape {tuple(x.shape)}")
 
 
 class GAP(nn.Module):
     """Global average pooling, ``(B, C, H, W) -> (B, C)``."""
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_4d(x, "GAP")
+        check_shape(x, "B C H W", who="GAP", what="a feature map")
         return x.mean(dim=(2, 3))
 
 
@@ -36,13 +33,13 @@ class GMP(nn.Module):
     """Global max pooling, ``(B, C, H, W) -> (B, C)``."""
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_4d(x, "GMP")
+        check_shape(x, "B C H W", who="GMP", what="a feature map")
         return x.amax(dim=(2, 3))
 
 
 def gem(x: Tensor, p: Tensor | float, eps: float = 1e-6) -> Tensor:
     """Generalized mean ``(mean_{h,w} max(x, eps)^p)^(1/p)``: ``(B, C, H, W) -> (B, C)``."""
-    _check_4d(x, "GeM")
+    check_shape(x, "B C H W", who="GeM", what="a feature map")
     return x.clamp(min=eps).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
 
 

@@ -1,15 +1,15 @@
 """reidlib.saliency: where a re-ID model looks, and erasing it (ES-Net: CG-RAM, BESM; Grad-CAM)."""
+from reidlib.nn import capture_activation, model_mode  # their home is the bottom layer; importable here too
+
 from .besm import BESMResult, besm, draw_selection, erase_top
 from .cg_ram import (
     BatchCGRAMResult,
     CGRAMResult,
     batch_confidence_score,
-    capture_activation,
     cg_ram,
     cg_ram_batch,
     confidence_score,
     easiest_positive,
-    model_mode,
     resolve_layer,
     saliency_map,
 )

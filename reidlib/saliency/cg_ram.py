@@ -31,16 +31,16 @@ Choices the paper leaves open (stated in the book):
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reidlib.losses import easiest_positive  # nearest same-id sample, itself excluded
+from reidlib.nn import Mode, capture_activation, model_mode  # shared helpers; re-exported here (old home)
 
 __all__ = [
     "CGRAMResult",
@@ -55,9 +55,6 @@ __all__ = [
     "model_mode",
     "resolve_layer",
 ]
-
-Mode = Literal["train", "eval", "keep"]
-
 
 @dataclass
 class CGRAMResult:
@@ -107,75 +104,6 @@ def resolve_layer(model: Any, layer: nn.Module | str) -> nn.Module:
         raise ValueError(
             f"layer {layer!r} is not a submodule of {type(model).__name__}; its children are {names}"
         ) from None
-
-
-@contextmanager
-def model_mode(model: Any, mode: Mode) -> Iterator[None]:
-    """Run a block with ``model`` in ``mode``; restore each submodule's mode; leave BatchNorm statistics as they were.
-
-    BatchNorm layers get ``momentum = 0`` for the block, so a pass in train mode normalises with the
-    batch statistics but does not move the running statistics (they are not rewritten in place
-    either, so graphs of earlier forwards that saved them stay valid).
-    """
-    if mode not in ("train", "eval", "keep"):
-        raise ValueError(f"mode must be 'train', 'eval' or 'keep', got {mode!r}")
-    if not isinstance(model, nn.Module):
-        if mode != "keep":
-            raise ValueError(
-                f"mode={mode!r} needs the model as an nn.Module to switch; for a plain function "
-                f"({type(model).__name__}) set the mode of its modules yourself (e.g. with model_mode(net, 'train'):) "
-                f"and pass mode='keep'"
-            )
-        yield
-        return
-    flags = {m: m.training for m in model.modules()}
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats]
-    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in bns]
-    for m in bns:
-        m.momentum = 0.0
-    if mode != "keep":
-        model.train(mode == "train")
-    try:
-        yield
-    finally:
-        for m, flag in flags.items():
-            m.training = flag
-        with torch.no_grad():
-            for m, (momentum, tracked) in zip(bns, saved):
-                m.momentum = momentum
-                if tracked is not None:
-                    m.num_batches_tracked.copy_(tracked)
-
-
-@contextmanager
-def capture_activation(layer: nn.Module) -> Iterator[list[Tensor]]:
-    """Hook ``layer`` so that a forward run inside ``torch.no_grad()`` records autograd from it on.
-
-    The hook stores the layer's output ``A`` as a leaf that requires grad (appended to the yielded
-    list), switches autograd on for the rest of the forward (the enclosing ``no_grad`` restores the
-    previous state on exit), and passes a copy downstream so in-place ops there cannot touch ``A``.
-    """
-
-    store: list[Tensor] = []
-
-    def hook(module: nn.Module, inputs: Any, output: Any) -> Tensor:
-        if not isinstance(output, Tensor):
-            raise TypeError(
-                f"CG-RAM needs the layer's output to be a tensor (B, C, h, w); "
-                f"{type(module).__name__} returned {type(output).__name__}"
-            )
-        if store:
-            raise RuntimeError(f"layer {type(module).__name__} ran twice in one forward; pick a layer used once")
-        torch.set_grad_enabled(True)
-        leaf = output.detach().requires_grad_(True)
-        store.append(leaf)
-        return leaf.clone()
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        yield store
-    finally:
-        handle.remove()
 
 
 def _features(output: Any, output_fn: Callable[[Any], Tensor] | None) -> Tensor:

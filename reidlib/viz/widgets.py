@@ -24,10 +24,13 @@ import torch
 from PIL import Image as PILImage
 from torch import Tensor
 
-from reidlib.data.transforms import ProgressiveCutout, RandomErasing, RandomPolygonErasing
+from reidlib.data.transforms import (IMAGENET_MEAN, ProgressiveCutout, RandomErasing, RandomPolygonErasing,
+                                     random_erasing_mask)
+from reidlib.saliency import besm, cg_ram, cg_ram_batch, erase_top, model_mode
+from reidlib.viz.images import denormalize, normalize, overlay_heatmap
 
-__all__ = ["Control", "ERASING_METHODS", "ErasingExplorer", "ErasingMethod", "erasing_explorer",
-           "register_erasing_method", "to_png"]
+__all__ = ["BESMExplorer", "Control", "ERASING_METHODS", "ErasingExplorer", "ErasingMethod", "besm_explorer",
+           "erasing_explorer", "register_erasing_method", "synthped_images", "to_png"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,3 +288,119 @@ def erasing_explorer(images: Sequence[Any] | None = None, *, labels: Sequence[st
     if len(labels) != len(imgs):
         raise ValueError(f"got {len(labels)} labels for {len(imgs)} images")
     return ErasingExplorer(imgs, labels, method=method, seed=seed, zoom=zoom)
+
+
+# ---------------------------------------------------------------------------------------------
+# ES-Net: BESM in the explorer
+class BESMExplorer:
+    """The app :func:`besm_explorer` returns. Display it in a notebook (it is its ``widget``).
+
+    Attributes:
+        explorer: the :class:`ErasingExplorer` of the queries with the one method
+            ``"BESM (CG-RAM)"`` (its ``controls``: ``'image'``, ``'seed'``, ``'ratio'``, ``'layer'``;
+            its ``mask``: the query's erased pixels ``(H, W)`` bool).
+        prob: the slider of the erasing probability ``P`` of the batch row.
+        views: ``'cg_ram'`` (the query's map over the query), ``'random'`` (random erasing of the same
+            area) and ``'batch'`` (a box of the batch's erased images).
+        batch_result: the last :class:`~reidlib.saliency.BESMResult` of the batch.
+    """
+
+    METHOD = "BESM (CG-RAM)"
+
+    def __init__(self, model: Callable[[Tensor], Any], queries: Tensor, partners: Tensor, layers: dict[str, Any],
+                 batch: tuple[Tensor, Tensor], *, batch_fn: Callable[[Tensor], Any] | None = None,
+                 labels: Sequence[str] | None = None, layer: str | None = None, ratio: float = 0.2,
+                 prob: float = 0.5, seed: int = 0, zoom: int = 3) -> None:
+        if len(queries) != len(partners) or not len(queries):
+            raise ValueError(f"need one partner per query and at least one query, got {len(queries)} queries "
+                             f"and {len(partners)} partners")
+        if not layers:
+            raise ValueError("layers must name at least one layer")
+        self.model, self.layers, self.zoom = model, dict(layers), int(zoom)
+        self.batch_fn = batch_fn or model
+        self.batch_x, self.batch_pids = batch
+        self.queries = [denormalize(q) for q in queries]           # (3, H, W) in [0, 1], as the explorer shows
+        self.partners = list(partners)
+        self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+        layer = layer or list(self.layers)[-1]
+        method = ErasingMethod(self.METHOD, self._apply, (
+            Control("ratio", "float", ratio, 0.0, 0.5, 0.01, label="erasing ratio R"),
+            Control("layer", "choice", layer, options=tuple(self.layers), label="layer L"),
+        ), "ES-Net: the top R of the CG-RAM map of the pair (query, partner gallery image) erased.")
+        labels = list(labels) if labels is not None else [f"query {i}" for i in range(len(self.queries))]
+        self.explorer = ErasingExplorer(self.queries, labels, method=method.name, methods={method.name: method},
+                                        seed=seed, zoom=zoom)
+        self.prob = widgets.FloatSlider(value=prob, min=0.0, max=1.0, step=0.05, description="erasing prob. P",
+                                        style={"description_width": "9em"}, layout=widgets.Layout(width="22em"),
+                                        continuous_update=False)
+        self.views = {"cg_ram": widgets.Image(format="png"), "random": widgets.Image(format="png"),
+                      "batch": widgets.HBox()}
+        ex = self.explorer
+        for w in (ex.image_select, ex.seed, self.prob, *ex.params.values()):
+            w.observe(self.refresh, names="value")
+
+        def panel(title: str, view: widgets.Widget) -> widgets.VBox:
+            return widgets.VBox([widgets.HTML(f"<b>{title}</b>"), view], layout=widgets.Layout(margin="0 1em 0 0"))
+
+        n = len(self.batch_x)
+        self.widget = widgets.VBox([
+            ex.widget,
+            widgets.HBox([panel("CG-RAM map (query)", self.views["cg_ram"]),
+                          panel("random erasing, same area", self.views["random"])]),
+            widgets.HTML(f"<b>Algorithm 1 on a training batch of {n}</b> (erasing probability P, same R and layer)"),
+            self.prob, self.views["batch"],
+        ])
+        self.refresh()
+
+    def _index(self, image: Tensor) -> int:
+        return next(k for k, q in enumerate(self.queries) if q is image or torch.equal(q, image))
+
+    def _apply(self, image: Tensor, *, generator: torch.Generator, ratio: float, layer: str) -> tuple[Tensor, Tensor]:
+        # the explorer's images are in [0, 1]; CG-RAM runs on the normalised query and its partner
+        i = self._index(image)
+        res = cg_ram(self.model, normalize(image)[None], self.partners[i][None], self.layers[layer])
+        _, mask = erase_top(image[None], res.query_map, ratio)
+        return torch.where(mask, self._mean, image), mask[0]
+
+    def refresh(self, change: dict | None = None) -> None:
+        """Redraw the map, the random-erasing panel and the batch row for the current controls."""
+        c = self.explorer.controls
+        i, ratio, layer = c["image"].value, c["ratio"].value, c["layer"].value
+        image = self.queries[i]
+        res = cg_ram(self.model, normalize(image)[None], self.partners[i][None], self.layers[layer])
+        self.views["cg_ram"].value = to_png(overlay_heatmap(image, res.query_map[0], alpha=0.5), self.zoom)
+        g = torch.Generator().manual_seed(int(c["seed"].value))
+        h, w = image.shape[1:]
+        rmask = (random_erasing_mask(h, w, scale=(0.95 * ratio, 1.05 * ratio), generator=g) if ratio > 0
+                 else torch.zeros(h, w, dtype=torch.bool))
+        self.views["random"].value = to_png(torch.where(rmask, self._mean, image), self.zoom)
+        with model_mode(self.model, "train"):  # the training-time batch version, as in a training step
+            maps = cg_ram_batch(self.batch_fn, self.batch_x, self.batch_pids, self.layers[layer]).maps
+        self.batch_result = besm(self.batch_x, maps, ratio, self.prob.value,
+                                 generator=torch.Generator().manual_seed(int(c["seed"].value)))
+        self.views["batch"].children = [widgets.Image(value=to_png(denormalize(im), 2), format="png")
+                                        for im in self.batch_result.images]
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def besm_explorer(model: Callable[[Tensor], Any], queries: Tensor, partners: Tensor, layers: dict[str, Any],
+                  batch: tuple[Tensor, Tensor], **options: Any) -> BESMExplorer:
+    """An ipywidgets app for ES-Net's BESM on top of :class:`ErasingExplorer`.
+
+    Args:
+        model: maps normalised images ``(N, 3, H, W)`` to retrieval descriptors ``(N, D)`` (eval mode).
+        queries: normalised query images ``(Q, 3, H, W)`` (the explorer shows them de-normalised).
+        partners: ``(Q, 3, H, W)``, for each query the gallery image whose pair CG-RAM explains
+            (e.g. its best-matching gallery image of the same identity from another camera).
+        layers: the layers the reader may choose, by display name (the last is shown first).
+        batch: ``(images (B, 3, H, W) normalised, pids (B,))``: a training batch for Algorithm 1.
+        options: ``batch_fn`` (what CG-RAM explains on the batch, default ``model``, e.g. one branch),
+            ``labels``, ``layer``, ``ratio``, ``prob``, ``seed``, ``zoom``.
+
+    The query panel shows BESM on the query (top ``R`` of its map set to the mean colour); beside it
+    the map and random erasing of the same area; below, Algorithm 1 with probability ``P`` on the
+    batch, with CG-RAM computed in train mode as in a training step.
+    """
+    return BESMExplorer(model, queries, partners, layers, batch, **options)

@@ -1,0 +1,17 @@
+"""The errors a dataset parser raises, in a module of their own so that every parser
+(:mod:`reidlib.data.datasets`, :mod:`reidlib.data.attributes`) imports them without importing
+another parser (which made ``attributes`` <-> ``datasets`` a cycle).
+
+Both name the path and say what layout was expected there.
+"""
+from __future__ import annotations
+
+__all__ = ["DatasetLayoutError", "DatasetNotFoundError"]
+
+
+class DatasetLayoutError(ValueError):
+    """The files on disk do not have the layout, names or counts the parser expects."""
+
+
+class DatasetNotFoundError(DatasetLayoutError, FileNotFoundError):
+    """A folder or file the layout requires does not exist."""
