@@ -331,7 +331,7 @@ def cuhk03_root() -> Path:
 
 def test_cuhk03_np_labeled_subset(cuhk03_root):
     with pytest.warns(UserWarning, match="published 7368 of 767"):
-        ds = build_dataset("cuhk03_np", cuhk03_root, variant="labeled")
+        ds = build_dataset("cuhk03_np", cuhk03_root, split="labeled")
     s = ds.summary()
     assert s.loc["train"].tolist() == [4145, 427, 2]
     assert s.loc["gallery"].tolist() == [3200, 416, 2]
@@ -344,9 +344,9 @@ def test_cuhk03_np_labeled_subset(cuhk03_root):
 
 def test_cuhk03_np_variant_errors(cuhk03_root):
     with pytest.raises(DatasetNotFoundError, match="detected"):
-        build_dataset("cuhk03_np", cuhk03_root, variant="detected")
+        build_dataset("cuhk03_np", cuhk03_root, split="detected")
     with pytest.raises(ValueError, match="labeled"):
-        build_dataset("cuhk03_np", cuhk03_root, variant="both")
+        build_dataset("cuhk03_np", cuhk03_root, split="both")
 
 
 def test_cuhk03_images_load(cuhk03_root):

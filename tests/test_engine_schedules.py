@@ -1,4 +1,5 @@
-"""The papers' learning-rate schedules, value by value, and their torch scheduler form."""
+"""The schedule shapes and the papers' presets (registered by their recipes), value by value, and their torch
+scheduler form."""
 from __future__ import annotations
 
 import io
@@ -7,8 +8,11 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from reidlib.engine.schedules import (ExponentialHalving, WarmupMultiStep, as_lr_scheduler, bag_of_tricks,
-                                      build_schedule, esnet, feature_fusion, lr_curve, reid_done_right)
+from reidlib.engine.schedules import ExponentialHalving, WarmupMultiStep, as_lr_scheduler, build_schedule, lr_curve
+from reidlib.papers.baseline import bag_of_tricks
+from reidlib.papers.esnet import esnet_schedule as esnet
+from reidlib.papers.feature_fusion import feature_fusion_schedule as feature_fusion
+from reidlib.papers.reid_done_right import reid_done_right_schedule as reid_done_right
 
 
 def test_esnet_schedule_follows_section_4a():
@@ -103,3 +107,16 @@ def test_build_schedule_names():
     assert build_schedule("warmup_multistep", 0.1, milestones=(2,)).lr_at(2) == pytest.approx(0.01)
     with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
         build_schedule("cosine", 0.1)
+
+
+def test_no_paper_name_in_the_engine():
+    """The engine holds shapes only: every paper's schedule is registered by its recipe."""
+    import ast
+    from pathlib import Path
+
+    import reidlib.engine as engine
+
+    for path in Path(engine.__file__).parent.glob("*.py"):
+        names = {n.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        assert not names & {"bag_of_tricks", "esnet", "feature_fusion", "reid_done_right"}, path
+        assert not {"BaselineCriterion"} & set(engine.__all__) or path.name != "schedules.py"

@@ -1,12 +1,15 @@
-"""ES-Net: structure (shared trunk, own layer3/layer4), BESM in the training step, Eq. (1), variants, presets."""
+"""ES-Net: structure (shared trunk, own layer3/layer4), BESM in the training step, Eq. (1), the registry,
+the recipe's variants and presets."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from reidlib.losses import CrossEntropyLabelSmooth, TripletLoss
-from reidlib.models.esnet import PRESETS, VARIANTS, ESNet, ESNetLoss, batch_drop_mask, build_esnet
+from reidlib.losses import CrossEntropyLabelSmooth, TripletLoss, build_criterion
+from reidlib.models import build_model
+from reidlib.models.esnet import ESNet, ESNetConfig, batch_drop_mask
+from reidlib.papers.esnet import PRESETS, VARIANTS, build, criterion_options
 from reidlib.models.p_pooling import PPooling
 from reidlib.saliency import erase_top
 
@@ -30,15 +33,20 @@ def _batch(seed: int = 0, p: int = 3, k: int = 2):
 
 def _model(variant: str = "esnet", **kw) -> ESNet:
     torch.manual_seed(0)
-    return ESNet(N_CLASSES, variant, backbone="resnet18", **kw)
+    return build(variant, N_CLASSES, backbone="resnet18", **kw)
+
+
+def _criterion(model: ESNet):
+    return build_criterion("reid", N_CLASSES, **criterion_options(model.config))
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_every_variant_trains_and_describes(variant):
     torch.manual_seed(1)
-    model, criterion = build_esnet(variant, N_CLASSES, backbone="resnet18")
+    model = build(variant, N_CLASSES, backbone="resnet18")
+    criterion = _criterion(model)
     x, y = _batch()
-    out = model(x, y)
+    out = model(x, targets=y)
     terms = criterion(out, y)
     assert set(terms) == {f"{b}/{t}" for b in model.config.branches
                           for t in (("id", "triplet") if model.config.triplet else ("id",))}
@@ -110,21 +118,22 @@ def test_no_erasing_when_nothing_is_drawn():
 def test_erasing_variants_need_ids():
     model = _model(prob=1.0).train()
     x, _ = _batch()
-    with pytest.raises(ValueError, match="set_targets"):
+    assert model.needs_targets and not _model("base").needs_targets and not _model("base+bdb").needs_targets
+    with pytest.raises(ValueError, match="targets=pids"):
         model(x)
-    model.set_targets(torch.arange(3).repeat_interleave(2))
-    assert model(x)["erasing"] is not None
+    assert model(x, targets=torch.arange(3).repeat_interleave(2))["erasing"] is not None
 
 
 def test_loss_is_eq1():
     model = _model().train()
     x, y = _batch(6)
     out = model(x, y)
-    criterion = ESNetLoss(N_CLASSES)
+    criterion = _criterion(model)
     ce, tri = CrossEntropyLabelSmooth(N_CLASSES, epsilon=0.0), TripletLoss(margin=0.3)
     expect = sum(ce(out["branches"][b]["logits"], y) + tri(out["branches"][b]["feat"], y) for b in ("aib", "esb"))
     torch.testing.assert_close(criterion.total(out, y), expect)
-    assert set(ESNetLoss(N_CLASSES, triplet=False)(out, y)) == {"aib/id", "esb/id"}
+    no_triplet = build_criterion("reid", N_CLASSES, **criterion_options(VARIANTS["base"]))
+    assert set(no_triplet(out, y)) == {"aib/id", "esb/id"}
 
 
 def test_descriptor_is_a_sum_of_branch_cosine_scores():
@@ -161,11 +170,24 @@ def test_variant_configs_follow_the_tables():
     assert v["esnet-ppool-both"].aib_pooling == "ppool"
     assert v["base+random-erasing"].data_random_erasing == 0.5 and v["esnet"].data_random_erasing == 0.0
     with pytest.raises(ValueError, match="unknown ES-Net variant"):
-        ESNet(3, "es-net-9")
+        build("es-net-9", 3)
     with pytest.raises(ValueError, match="unknown ESNetConfig fields"):
-        ESNet(3, "esnet", backbone="resnet18", erasing_ratio=0.2)
+        build("esnet", 3, backbone="resnet18", erasing_ratio=0.2)
     with pytest.raises(ValueError, match="erasing"):
-        ESNet(3, "esnet", backbone="resnet18", erasing="cutmix")
+        build("esnet", 3, backbone="resnet18", erasing="cutmix")
+    with pytest.raises(TypeError, match="VARIANTS"):
+        ESNet(3, "esnet")
+
+
+def test_build_model_esnet_rebuilds_from_its_resolved_options():
+    """The registry builds ES-Net from every ESNetConfig field, and ``options`` round-trips them."""
+    model = _model("esb", ratio=0.3)
+    assert model.options["ratio"] == 0.3 and model.options["label"] == VARIANTS["esb"].label
+    torch.manual_seed(0)
+    again = build_model("esnet", N_CLASSES, backbone="resnet18", **model.options)
+    assert again.config == model.config == ESNetConfig(**model.options)
+    assert again.state_dict().keys() == model.state_dict().keys()
+    assert build_model("esnet", N_CLASSES, backbone="resnet18").config == ESNetConfig()
 
 
 def test_presets_are_the_papers_schedules():
@@ -175,6 +197,14 @@ def test_presets_are_the_papers_schedules():
     assert (person.height, person.width, person.epochs, person.p, person.k) == (384, 128, 120, 16, 4)
     assert (vehicle.height, vehicle.width, vehicle.epochs, vehicle.milestones) == (256, 256, 60, (20, 40))
     s = build_schedule("warmup_multistep", person.lr, **person.schedule_options())
+    # the preset's own schedule, in full, through the recipe and the engine: epoch 0 is never at rate 0
+    from reidlib.engine.run import build_config_schedule
+    from reidlib.papers.esnet import config
+
+    cfg = config(paper_preset="person")
+    first = [build_config_schedule(cfg).lr_at(e) for e in range(3)]
+    assert first == pytest.approx([3.5e-5, 7e-5, 1.05e-4]) and first == [s.lr_at(e) for e in range(3)]
+    assert (cfg.height, cfg.width, cfg.epochs, cfg.padding) == (384, 128, 120, 0)
     lrs = {e: s.lr_at(e) for e in (0, 9, 10, 39, 40, 69, 70, 119)}
     assert lrs[0] == pytest.approx(3.5e-5) and lrs[9] == pytest.approx(3.5e-4)
     assert lrs[39] == pytest.approx(3.5e-4) and lrs[40] == pytest.approx(3.5e-5) and lrs[70] == pytest.approx(3.5e-6)
@@ -187,11 +217,11 @@ def test_trainer_integration_with_a_hook():
     x, y = _batch(8, p=3, k=2)
     data = [(x[i], int(y[i]), 0, i) for i in range(len(y))]
     model = _model(prob=1.0)
-    criterion = ESNetLoss(N_CLASSES)
+    criterion = _criterion(model)
     seen = []
-    hook = LambdaHook(on_batch_start=lambda t, b: t.module.set_targets(b.pids),
-                      on_forward=lambda t, b, out: seen.append(int(out["erasing"].mask.sum())))
-    trainer = Trainer(model, lambda out, batch: criterion(out, batch), torch.optim.Adam(model.parameters(), 1e-4),
+    # no hook hands the ids over: the trainer passes targets=pids because the model needs them
+    hook = LambdaHook(on_forward=lambda t, b, out: seen.append(int(out["erasing"].mask.sum())))
+    trainer = Trainer(model, criterion, torch.optim.Adam(model.parameters(), 1e-4),
                       data, [list(range(6))] * 2, epochs=1, hooks=[hook], progress=False)
     history = trainer.fit()
     assert seen == [6 * round(0.2 * H * W)] * 2
@@ -202,8 +232,20 @@ def test_erased_batch_loss_probe_leaves_the_model_alone():
     model = _model("base").train()
     x, y = _batch(9)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    probe = model.erased_batch_loss(x, y, ESNetLoss(N_CLASSES, triplet=False), ratio=0.2)
+    probe = model.erased_batch_loss(x, y, _criterion(model), ratio=0.2)
     assert set(probe) == {"erased/aib/id"} and probe["erased/aib/id"] > 0
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_saliency_pass_runs_in_float32_under_autocast():
+    """CG-RAM's extra backward is computed in float32 even inside an AMP autocast region (issue: it ran under
+    fp16); on the CPU, bfloat16 autocast stands in for CUDA's float16."""
+    model = _model(prob=1.0).train()
+    x, y = _batch(10)
+    plain = model.saliency(x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model.saliency(x, y)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, plain)

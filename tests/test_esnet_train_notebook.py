@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from reidlib.engine.records import read_record
-from reidlib.models.esnet import VARIANTS
+from reidlib.papers.esnet import RECIPE, VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "book" / "esnet" / "train.ipynb"
@@ -28,6 +28,18 @@ def test_the_parameters_cell_names_the_variant_knobs_and_every_variant_is_docume
     assert all(f"`{v}`" in intro for v in VARIANTS), "the notebook's introduction lists every variant"
 
 
+def test_the_notebook_is_its_parameters_and_one_call_to_the_recipe():
+    """The parameters cell holds exactly the recipe's parameters with its defaults, in its order; the next
+    cell calls ``esnet.train``; nothing else trains."""
+    code = [c for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"]
+    namespace: dict = {}
+    exec(code[0].source, namespace)
+    values = {k: v for k, v in namespace.items() if not k.startswith("__")}
+    assert list(values) == list(RECIPE.defaults) and values == dict(RECIPE.defaults)
+    assert "esnet.train(" in code[1].source and len(code) == 3
+    assert not any("run_training" in c.source or "Trainer" in c.source for c in code)
+
+
 @pytest.mark.slow
 def test_papermill_tiny_esnet_run_writes_a_valid_record(tmp_path):
     import papermill as pm
@@ -36,6 +48,15 @@ def test_papermill_tiny_esnet_run_writes_a_valid_record(tmp_path):
                         cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
     record = read_record(tmp_path / "results" / "esnet" / "synthped" / "tiny.json")  # validates
     assert record["notebook"] == "book/esnet/train.ipynb" and record["parameters"]["variant"] == "esnet"
+    # the record says which model trained: every resolved ESNetConfig field, the criterion, the metric
+    from dataclasses import asdict
+
+    cfg = record["config"]
+    assert record["variant"] == "esnet" and cfg["model"] == "esnet"
+    assert cfg["model_options"] == asdict(VARIANTS["esnet"]) and cfg["model_options"]["ratio"] == 0.2
+    assert cfg["criterion_options"]["label_smoothing"] == 0.0 and cfg["criterion_options"]["triplet_weight"] == 1.0
+    assert cfg["padding"] == 0 and cfg["eval_metric"] == "cosine" and record["final"]["metric"] == "cosine"
+    assert (tmp_path / record["checkpoint"]).is_file() or Path(record["checkpoint"]).is_file()
     assert [e["epoch"] for e in record["epochs"]] == [1, 2] and "metrics" in record["epochs"][-1]
     assert all("esb/ppool_l" in e for e in record["epochs"]), record["epochs"][0].keys()
     assert any(k.startswith("erased/") for k in record["epochs"][0]), record["epochs"][0].keys()
@@ -49,5 +70,5 @@ def test_papermill_unknown_variant_stops_at_the_first_cell(tmp_path):
     with pytest.raises(pm.PapermillExecutionError) as err:
         pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), parameters=dict(TINY, variant="esnet2"),
                             cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
-    assert err.value.ename == "ValueError" and "unknown variant 'esnet2'" in err.value.evalue
+    assert err.value.ename == "ValueError" and "unknown ES-Net variant 'esnet2'" in err.value.evalue
     assert not list(tmp_path.glob("**/*.json"))

@@ -82,15 +82,7 @@ def pk_batch(p: int, k: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Ten
     return torch.randn(p * k, d, generator=g, dtype=torch.float64), pids
 
 
-@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
-def test_pairwise_distance_matches_loops(metric):
-    x, _ = pk_batch(3, 2, 5, seed=1)
-    dist = pairwise_distance(x, metric)
-    rows = x.tolist()
-    expected = [[dist_reference(rows, i, j, metric) for j in range(len(rows))] for i in range(len(rows))]
-    torch.testing.assert_close(dist, torch.tensor(expected, dtype=torch.float64), atol=1e-12, rtol=0)
-    with pytest.raises(ValueError, match="metric must be"):
-        pairwise_distance(x, "manhattan")
+# pairwise_distance itself (now in reidlib.nn) is tested in tests/test_nn.py.
 
 
 @settings(max_examples=40, deadline=None)

@@ -247,6 +247,8 @@ def baseline18():
 def test_baseline_train_outputs(baseline18):
     baseline18.train()
     out = baseline18(torch.randn(4, 3, H, W))
+    assert set(out) == {"branches"} and set(out["branches"]) == {"main"}  # the house's output contract
+    out = out["branches"]["main"]
     assert set(out) == {"logits", "feat", "feat_bn"}
     assert out["logits"].shape == (4, 7) and out["feat"].shape == out["feat_bn"].shape == (4, 512)
     assert baseline18.feature_dim == 512
@@ -270,7 +272,7 @@ def test_baseline_options():
     backbone = build_backbone("resnet18", last_stride=2)
     m = Baseline(backbone, 3, pooling="gem", neck="none", test_feature="before")
     assert m.backbone is backbone and isinstance(m.pooling, GeM) and isinstance(m.neck, LinearHead)
-    out = m(torch.randn(2, 3, H, W))
+    out = m(torch.randn(2, 3, H, W))["branches"]["main"]
     assert out["feat"] is out["feat_bn"] and m.neck.classifier.bias is not None
     with pytest.raises(ValueError, match="num_classes"):
         Baseline("resnet18")
@@ -289,9 +291,27 @@ def test_baseline_trains_one_step():
     opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.1)
     before = m.neck.classifier.weight.detach().clone()
     pids = torch.tensor([0, 0, 1, 1])
-    out = m(torch.randn(4, 3, H, W))
+    out = m(torch.randn(4, 3, H, W))["branches"]["main"]
     loss = CrossEntropyLabelSmooth(2)(out["logits"], pids) + TripletLoss()(out["feat"], pids)
     loss.backward()
     opt.step()
     assert not torch.equal(before, m.neck.classifier.weight)
     assert (m.neck.bn.bias == 0).all()
+
+
+def test_build_model_registry():
+    """``build_model`` builds one registered model by name, lists the names on a typo, names an unknown
+    option, and the resolved ``options`` rebuild the same architecture."""
+    from reidlib.models import MODELS, build_model
+
+    assert {"baseline", "esnet"} <= set(MODELS)
+    m = build_model("baseline", 5, backbone="resnet18", pooling="gem")
+    assert isinstance(m, Baseline) and isinstance(m.pooling, GeM) and m.options["pooling"] == "gem"
+    again = build_model("BoT", 5, backbone="resnet18", **m.options)  # alias, any case
+    assert again.state_dict().keys() == m.state_dict().keys()
+    with pytest.raises(ValueError, match=r"unknown model 'basline'.*'baseline', 'esnet'"):
+        build_model("basline", 5)
+    with pytest.raises(ValueError, match=r"poolng.*the options of 'baseline' are .*pooling"):
+        build_model("baseline", 5, backbone="resnet18", poolng="gem")
+    with pytest.raises(ValueError, match="num_classes"):
+        build_model("baseline", 0)

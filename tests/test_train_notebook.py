@@ -26,7 +26,7 @@ def test_one_parameters_cell_then_the_config_cell():
     code = [c for c in _cells() if c.cell_type == "code"]
     tagged = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
     assert tagged == [0], "the first code cell, and only it, is tagged 'parameters'"
-    assert "TrainConfig.from_parameters" in code[1].source
+    assert "baseline.train(" in code[1].source and len(code) == 3, "the parameters, one call, a short look"
     for name in ("dataset", "data_root", "backbone", "height", "width", "epochs", "P", "K", "lr", "device", "amp",
                  "seed", "output_dir", "resume", "eval_every", "num_workers", "run_name"):
         assert f"\n{name} = " in "\n" + code[0].source, f"parameter {name} missing"
@@ -61,7 +61,26 @@ def test_papermill_tiny_run_writes_a_valid_record(tmp_path):
     assert record["parameters"]["epochs"] == 2 and record["device"] == "cpu"
     assert [e["epoch"] for e in record["epochs"]] == [1, 2] and all("metrics" in e for e in record["epochs"])
     assert 0 <= record["final"]["mAP"] <= 1 and record["efficiency"]["params"] > 0
-    assert (tmp_path / "ck" / "last.pt").is_file()
+    assert (tmp_path / "ck" / "last.pt").is_file() and Path(record["checkpoint"]) == (tmp_path / "ck" / "last.pt")
+    cfg = record["config"]
+    assert cfg["model"] == "baseline" and cfg["model_options"] == {"pooling": "gap", "neck": "bnneck",
+                                                                   "test_feature": "after"}
+    assert cfg["padding"] == 2 and cfg["eval_metric"] == "cosine"  # BoT's 10 px at width 128, scaled to 32
+
+    # the user's loop: the record -> a feature extractor -> embeddings of the query and gallery images; the
+    # metrics recomputed from them equal the ones the run's own evaluation wrote
+    from reidlib import FeatureExtractor
+    from reidlib.data import build_dataset, synthped
+    from reidlib.eval import distance, evaluate
+
+    fx = FeatureExtractor.from_record(path, progress=False)
+    ds = build_dataset("synthped", synthped.ensure("tiny"))
+    qf, gf = fx([r.path for r in ds.query]), fx([r.path for r in ds.gallery])
+    assert qf.shape == (len(ds.query), record["efficiency"]["feature_dim"])
+    res = evaluate(distance(qf, gf, cfg["eval_metric"]), [r.pid for r in ds.query], [r.pid for r in ds.gallery],
+                   [r.camid for r in ds.query], [r.camid for r in ds.gallery])
+    assert res["mAP"] == pytest.approx(record["final"]["mAP"], abs=1e-6)
+    assert res["cmc"][0] == pytest.approx(record["final"]["rank1"], abs=1e-6)
 
 
 @pytest.mark.slow

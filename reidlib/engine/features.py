@@ -118,7 +118,7 @@ class FeatureExtractor:
         from .checkpoint import load_checkpoint, load_model_state
         from .config import TrainConfig
         from .records import read_record
-        from .run import build_run_model, build_run_transforms
+        from .build import build_run_model, build_run_transforms
 
         rec_path = None
         if not isinstance(record, Mapping):

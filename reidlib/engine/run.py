@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from reidlib.losses import ReIDCriterion
 
 from .checkpoint import unwrap_model
+from .build import build_run_model, build_run_transforms
 from .config import TrainConfig
 from .distributed import DistInfo, barrier, init_distributed, wrap_model
 from .features import extract_features
@@ -64,26 +65,6 @@ def build_config_schedule(cfg: TrainConfig) -> Schedule:
                    "warmup_start_lr": cfg.warmup_start_factor * cfg.lr, **cfg.schedule_options}
         return WarmupMultiStep(cfg.lr, **options)
     return build_schedule(cfg.schedule, cfg.lr, **cfg.schedule_options)
-
-
-def build_run_model(cfg: TrainConfig, num_classes: int, *, pretrained: bool | None = None) -> nn.Module:
-    """``build_model(cfg.model, num_classes, backbone=..., **cfg.model_options)`` (``pretrained``
-    overrides the config's: a trained model is rebuilt without fetching ImageNet weights)."""
-    from reidlib.models import build_model
-
-    return build_model(cfg.model, num_classes, backbone=cfg.backbone, last_stride=cfg.last_stride,
-                       pretrained=cfg.pretrained if pretrained is None else pretrained,
-                       weights_path=cfg.weights_path if pretrained is None else None, **cfg.model_options)
-
-
-def build_run_transforms(cfg: TrainConfig) -> tuple[Callable, Callable]:
-    """``(train, test)`` transforms of a run: resize to ``height x width``; in training flip (when
-    ``flip_train``), ``padding`` px pad + random crop, random erasing with ``random_erasing``."""
-    from reidlib.data.transforms import build_transforms
-
-    train = build_transforms(cfg.height, cfg.width, train=True, random_erasing=cfg.random_erasing,
-                             padding=cfg.padding, flip=0.5 if cfg.flip_train else 0.0)
-    return train, build_transforms(cfg.height, cfg.width, train=False)
 
 
 def dataset_root(cfg: TrainConfig, info: DistInfo | None = None) -> str:

@@ -227,16 +227,16 @@ class PPoolingLog(Hook):
 class ErasedLossProbe(Hook):
     """The paper's Fig. 3: every ``every`` steps, the loss of the current model on the batch with its
     salient parts erased (BESM with P = 1), measured without training on it; the epoch's mean goes to
-    the record as ``erased/<term>``."""
+    the record as ``erased/<term>``. The loss is the run's own criterion (``trainer.criterion``)."""
 
-    def __init__(self, criterion: Any, every: int = 5) -> None:
-        if int(every) < 1:
+    def __init__(self, every: int = 5) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"probe_every must be an integer >= 1, got {every!r}")
-        self.criterion, self.every, self.probes = criterion, int(every), []
+        self.every, self.probes = every, []
 
     def on_forward(self, trainer: Any, batch: Any, outputs: Any) -> None:
         if trainer.step % self.every == 0:
-            self.probes.append(trainer.module.erased_batch_loss(batch.images, batch.pids, self.criterion))
+            self.probes.append(trainer.module.erased_batch_loss(batch.images, batch.pids, trainer.criterion))
 
     def on_epoch_end(self, trainer: Any, epoch: int, log: dict[str, Any]) -> None:
         if self.probes:
@@ -277,13 +277,12 @@ def config(**parameters: Any):
 def train(**parameters: Any) -> dict[str, Any]:
     """Train an ES-Net variant with the notebook's ``parameters`` and write its run record."""
     from reidlib.engine.run import run_training
-    from reidlib.losses import build_criterion
 
     cfg = config(**parameters)
     p = RECIPE.parameters(parameters)
     hooks: list[Hook] = [PPoolingLog()]
     if p["probe_erased_loss"]:
-        hooks.append(ErasedLossProbe(build_criterion(cfg.criterion, 1, **cfg.criterion_options), p["probe_every"]))
+        hooks.append(ErasedLossProbe(p["probe_every"]))
     return run_training(cfg, notebook=RECIPE.notebook, parameters=p, hooks=hooks)
 
 
