@@ -16,8 +16,9 @@ import time
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from reidlib.engine.run import BaselineCriterion
-from reidlib.engine.schedules import as_lr_scheduler, bag_of_tricks
+from reidlib.losses import build_criterion
+from reidlib.engine.schedules import as_lr_scheduler
+from reidlib.papers.baseline import bag_of_tricks
 from reidlib.engine.trainer import Batch, Trainer
 from reidlib.models import Baseline
 
@@ -52,7 +53,7 @@ class Batches:
 def setup(args, n_ids: int):
     torch.manual_seed(0)
     model = Baseline("resnet18", num_classes=n_ids)
-    crit = BaselineCriterion(n_ids)
+    crit = build_criterion("reid", n_ids)
     opt = torch.optim.Adam(model.parameters(), lr=3.5e-4, weight_decay=5e-4)
     return model, crit, opt
 

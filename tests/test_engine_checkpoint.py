@@ -67,3 +67,34 @@ def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
     first = (random.random(), np.random.randn(3).tolist(), torch.rand(3).tolist())
     ck.set_rng_state(ck.load_checkpoint(path)["rng"])
     assert (random.random(), np.random.randn(3).tolist(), torch.rand(3).tolist()) == first
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the crash was CUDA-only)")
+def test_resume_on_cuda(tmp_path):
+    """A checkpoint is read to the CPU first: with map_location=cuda the saved RNG states became CUDA
+    tensors and ``torch.set_rng_state`` failed on resume."""
+    from test_engine_toys import make_trainer
+
+    first = make_trainer(tmp_path, epochs=1, device="cuda")
+    first.model.cuda()
+    first.fit()
+    again = make_trainer(tmp_path, epochs=2, device="cuda")
+    again.model.cuda()
+    again.fit(resume=True)
+    assert again.epoch == 2 and len(again.history) == 2
+
+
+def test_resume_reads_the_checkpoint_to_the_cpu(tmp_path, monkeypatch):
+    """Where CUDA is absent, the same path: the trainer asks load_checkpoint for the CPU whatever its device."""
+    from reidlib.engine import trainer as trainer_module
+    from test_engine_toys import make_trainer
+
+    make_trainer(tmp_path, epochs=1).fit()
+    seen = []
+    real = trainer_module.load_checkpoint
+    monkeypatch.setattr(trainer_module, "load_checkpoint",
+                        lambda path, map_location="cpu": seen.append(map_location) or real(path, map_location))
+    t = make_trainer(tmp_path, epochs=2)
+    t.device = torch.device("meta")  # a device the RNG states must never be mapped to
+    t.load_checkpoint(tmp_path / "last.pt")
+    assert seen == ["cpu"] and t.epoch == 1

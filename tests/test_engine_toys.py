@@ -88,7 +88,7 @@ def make_trainer(checkpoint_dir: str | Path | None = None, *, epochs: int = 3, b
                  world_size: int = 1, seed: int = 0, sampler: str = "pk", **kwargs) -> Trainer:
     """A trainer of :class:`ToyNet` on :class:`ToyReIDData`; ``sampler='pk'`` uses the real
     ``PKSampler`` (P = batch / 2, K = 2), ``'toy'`` :class:`ToyBatches` (global batches split by rank)."""
-    from reidlib.engine.schedules import bag_of_tricks
+    from reidlib.papers.baseline import bag_of_tricks
 
     torch.manual_seed(seed)
     data = ToyReIDData(augment=augment)
