@@ -39,10 +39,37 @@ def test_unknown_key_is_named():
         TrainConfig.from_dict({"lr_decay": 0.1})
 
 
-def test_notebook_parameters_move_the_variant_into_dataset_options(tmp_path):
-    cfg = TrainConfig.from_parameters({"dataset": "cuhk03_np", "data_root": str(tmp_path), "variant": "detected"})
-    assert cfg.dataset_options == {"variant": "detected"}
-    assert TrainConfig.from_parameters({"variant": None}).dataset_options == {}
+def test_the_cuhk03_split_is_split_and_names_the_results_folder(tmp_path):
+    cfg = TrainConfig(dataset="cuhk03_np", data_root=str(tmp_path), dataset_options={"split": "detected"})
+    assert cfg.dataset_key == "cuhk03_np_detected"
+    with pytest.warns(DeprecationWarning, match="split"):  # the first release's name
+        old = TrainConfig(dataset="cuhk03_np", data_root=str(tmp_path), dataset_options={"variant": "labeled"})
+    assert old.dataset_options == {"split": "labeled"}
+
+
+def test_model_criterion_and_schedule_are_registry_names():
+    cfg = TrainConfig(model="esnet", model_options={"ratio": 0.1}, criterion_options={"label_smoothing": 0.0})
+    assert (cfg.model, cfg.criterion, cfg.eval_metric) == ("esnet", "reid", "cosine")
+    for field, value, listed in (("model", "resnet", "'baseline', 'esnet'"), ("criterion", "arcface", "'reid'"),
+                                 ("schedule", "cosine_annealing", "'warmup_multistep'")):
+        with pytest.raises(ValueError, match=f"{field} must be one of .*{listed}.*got '{value}'"):
+            TrainConfig(**{field: value})
+    with pytest.raises(ValueError, match="model_options must be a dict"):
+        TrainConfig(model_options="pooling=gem")
+
+
+def test_legacy_loss_fields_move_into_criterion_options():
+    with pytest.warns(DeprecationWarning, match="criterion_options"):
+        cfg = TrainConfig.from_dict({"label_smoothing": 0.0, "triplet_margin": 0.5, "pooling": "gem"})
+    assert cfg.criterion_options == {"label_smoothing": 0.0, "margin": 0.5}
+    assert cfg.model_options == {"pooling": "gem"}
+
+
+def test_padding_is_recorded_and_scaled_with_the_width():
+    assert TrainConfig(width=128).padding == 10 and TrainConfig(width=32).padding == 2
+    assert TrainConfig(width=32, padding=0).padding == 0 and TrainConfig().to_dict()["padding"] == 5
+    with pytest.raises(ValueError, match="padding must be an integer >= 0"):
+        TrainConfig(padding=-1)
 
 
 def test_milestones_given_as_text_by_papermill_are_parsed():

@@ -17,7 +17,9 @@ def sample_record() -> dict:
     metrics = {"mAP": 0.5, "mINP": 0.2, "rank1": 0.6, "rank5": 0.8, "rank10": 0.9}
     return {
         "schema_version": rr.SCHEMA_VERSION, "chapter": "baseline", "dataset": "synthped", "run_name": "r",
-        "config": {"epochs": 2}, "notebook": "book/baseline/train.ipynb", "parameters": {"epochs": 2},
+        "config": {"epochs": 2, "model": "baseline", "model_options": {"pooling": "gap"}, "criterion": "reid",
+                   "criterion_options": {"label_smoothing": 0.1}, "eval_metric": "cosine"},
+        "notebook": "book/baseline/train.ipynb", "parameters": {"epochs": 2},
         "epochs": [{"epoch": 1, "lr": 1e-3, "losses": {"id": 2.0, "total": 2.0}, "time_s": 1.5, "steps": 3},
                    {"epoch": 2, "lr": 1e-3, "losses": {"id": 1.0, "total": 1.0}, "time_s": 1.5, "steps": 3,
                     "metrics": metrics}],
@@ -43,6 +45,8 @@ def test_a_complete_record_validates_and_round_trips(tmp_path):
     (lambda r: r["epochs"][1]["metrics"].pop("rank5"), "epochs/1/metrics"),
     (lambda r: r.update(device="tpu"), "device"),
     (lambda r: r["epochs"][0]["losses"].update(id="high"), "epochs/0/losses/id"),
+    (lambda r: r["config"].pop("model_options"), "'model_options' is a required property"),
+    (lambda r: r["config"].update(eval_metric="manhattan"), "config/eval_metric"),
 ])
 def test_schema_rejects_broken_records(mutate, where):
     rec = copy.deepcopy(sample_record())
@@ -75,3 +79,19 @@ def test_provenance_names_the_cpu():
 def test_shipped_records_validate():
     for path in sorted((ROOT / "results").glob("**/*.json")):
         rr.read_record(path)
+
+
+def test_every_committed_record_is_schema_2_and_names_its_model():
+    """The book's records say which model trained (resolved options), its criterion and its metric."""
+    records = rr.read_records(ROOT / "results")
+    assert records, "the book reads committed run records"
+    for r in records:
+        assert r["schema_version"] == 2 and r["config"]["model"] in ("baseline", "esnet"), r["path"]
+        assert r["num_classes"] == r["dataset_summary"]["train"]["ids"], r["path"]
+        if r["config"]["model"] == "esnet":
+            from dataclasses import fields
+
+            from reidlib.models.esnet import ESNetConfig
+
+            assert set(r["config"]["model_options"]) == {f.name for f in fields(ESNetConfig)}, r["path"]
+            assert "_P0" not in r["run_name"], "P is the batch's identity count, never the erasing probability"
