@@ -9,7 +9,7 @@ MATHJAX := mathjax@3.2.2
 HTML_MANAGER := @jupyter-widgets/html-manager@1.0.15
 REQUIREJS := requirejs@2.3.8
 
-.PHONY: book test results vendor setup clean
+.PHONY: book test lint results vendor setup clean
 
 setup: $(STAMP)
 
@@ -34,7 +34,10 @@ book: setup vendor
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
-test: book
+lint: setup
+	$(VENV)/bin/ruff check reidlib tests benchmarks
+
+test: book lint
 	$(PY) -m pytest -n 2 --dist loadfile tests book --nbval-lax --nbval-current-env \
 		--ignore-glob='*/train.ipynb' --ignore-glob='*/_build/*'
 

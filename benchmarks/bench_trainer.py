@@ -16,11 +16,11 @@ import time
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from reidlib.losses import build_criterion
 from reidlib.engine.schedules import as_lr_scheduler
-from reidlib.papers.baseline import bag_of_tricks
 from reidlib.engine.trainer import Batch, Trainer
+from reidlib.losses import build_criterion
 from reidlib.models import Baseline
+from reidlib.papers.baseline import bag_of_tricks
 
 
 class MemoryData(Dataset):

@@ -15,7 +15,8 @@ allowed (``"market"`` for ``"market1501"``).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Registry"]
 

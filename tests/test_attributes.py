@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import scipy.io
 import torch
+from conftest import realdata_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from conftest import realdata_path
 from reidlib.data import DatasetLayoutError, DatasetNotFoundError, Record
 from reidlib.data.attributes import (
     AGE_COLUMNS,

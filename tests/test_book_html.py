@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
-
 from conftest import chromium_executable
 
 ROOT = Path(__file__).resolve().parents[1]

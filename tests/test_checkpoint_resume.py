@@ -26,11 +26,11 @@ from test_engine_toys import make_trainer
 
 ckdir, out, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "resume"
 slow = LambdaHook(on_step_end=lambda t, losses: (print("step", t.global_step, flush=True), time.sleep(0.05)))
-trainer = make_trainer(ckdir, epochs=%d, checkpoint_every_steps=1, eval_every=1, hooks=[slow],
+trainer = make_trainer(ckdir, epochs=EPOCHS, checkpoint_every_steps=1, eval_every=1, hooks=[slow],
                        evaluator=lambda m: {"norm": float(sum(p.abs().sum() for p in m.parameters()))})
 trainer.fit(resume=resume)
 torch.save({"model": trainer.module.state_dict(), "history": trainer.history}, out)
-""" % EPOCHS
+""".replace("EPOCHS", str(EPOCHS))
 
 
 def _start(tmp: Path, ckdir: Path, out: Path, mode: str) -> subprocess.Popen:
@@ -48,8 +48,9 @@ def _finish(p: subprocess.Popen) -> None:
 
 def _reference(ckdir: Path) -> dict:
     """The uninterrupted run, in this process with the subprocesses' thread count."""
-    from reidlib.engine.trainer import LambdaHook
     from test_engine_toys import make_trainer
+
+    from reidlib.engine.trainer import LambdaHook
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

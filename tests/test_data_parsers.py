@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from conftest import realdata_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torchvision.transforms import v2
 
-from conftest import realdata_path
 from reidlib.data import (
     DatasetLayoutError,
     DatasetNotFoundError,

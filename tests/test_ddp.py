@@ -56,8 +56,9 @@ def _run(tmp: Path, nproc: int) -> dict:
 
 def _one_process() -> dict:
     """The reference: 1 process, in this one, with the workers' thread count."""
-    from reidlib.engine.trainer import LambdaHook
     from test_engine_toys import make_trainer
+
+    from reidlib.engine.trainer import LambdaHook
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

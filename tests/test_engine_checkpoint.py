@@ -61,7 +61,9 @@ def test_ddp_prefix_is_stripped():
 
 
 def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
-    random.seed(1); np.random.seed(2); torch.manual_seed(3)
+    random.seed(1)
+    np.random.seed(2)
+    torch.manual_seed(3)
     np.random.randn()  # leave a cached gaussian in numpy's state
     path = ck.save_checkpoint({"rng": ck.rng_state()}, tmp_path / "r.pt")
     first = (random.random(), np.random.randn(3).tolist(), torch.rand(3).tolist())
@@ -86,8 +88,9 @@ def test_resume_on_cuda(tmp_path):
 
 def test_resume_reads_the_checkpoint_to_the_cpu(tmp_path, monkeypatch):
     """Where CUDA is absent, the same path: the trainer asks load_checkpoint for the CPU whatever its device."""
-    from reidlib.engine import trainer as trainer_module
     from test_engine_toys import make_trainer
+
+    from reidlib.engine import trainer as trainer_module
 
     make_trainer(tmp_path, epochs=1).fit()
     seen = []

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import copy
 
+from test_engine_records import sample_record
+
 from reidlib.engine import make_results as mr
 from reidlib.engine.records import write_record
-from test_engine_records import sample_record
 
 
 def _write(root, name, **changes):

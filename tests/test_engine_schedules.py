@@ -6,7 +6,8 @@ import io
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reidlib.engine.schedules import ExponentialHalving, WarmupMultiStep, as_lr_scheduler, build_schedule, lr_curve
 from reidlib.papers.baseline import bag_of_tricks

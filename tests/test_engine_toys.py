@@ -118,8 +118,12 @@ def test_toy_sampler_slices_the_global_batch():
 
 def test_toy_augmentation_depends_on_all_three_rngs():
     data = ToyReIDData()
-    random.seed(0); np.random.seed(0); torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
     a = data[3][0]
-    random.seed(0); np.random.seed(1); torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(1)
+    torch.manual_seed(0)
     b = data[3][0]
     assert not torch.equal(a, b)

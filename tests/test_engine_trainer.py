@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_engine_toys import ToyNet, make_trainer
 from torch import nn
 
 from reidlib.engine.features import extract_features
 from reidlib.engine.schedules import WarmupMultiStep
 from reidlib.engine.trainer import Batch, Hook, LambdaHook, mix_seed
-from test_engine_toys import ToyNet, make_trainer
 
 
 class Recorder(Hook):

@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import chromium_executable
 
 ROOT = Path(__file__).resolve().parents[1]

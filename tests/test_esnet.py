@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from reidlib.losses import CrossEntropyLabelSmooth, TripletLoss, build_criterion
 from reidlib.models import build_model
 from reidlib.models.esnet import ESNet, ESNetConfig, batch_drop_mask
-from reidlib.papers.esnet import PRESETS, VARIANTS, build, criterion_options
 from reidlib.models.p_pooling import PPooling
+from reidlib.papers.esnet import PRESETS, VARIANTS, build, criterion_options
 from reidlib.saliency import erase_top
 
 N_CLASSES = 6

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import realdata_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reidlib.eval.metrics as metrics
 from reidlib.eval import evaluate, evaluate_reference
-from conftest import realdata_path
 
 BOTH = [evaluate, evaluate_reference]
 

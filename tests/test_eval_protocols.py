@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from reidlib.eval import (VEHICLEID_TEST_SIZES, distance, evaluate, evaluate_multi_query,
-                          evaluate_vehicleid, pool_multi_query, vehicleid_split)
+from reidlib.eval import (
+    VEHICLEID_TEST_SIZES,
+    distance,
+    evaluate,
+    evaluate_multi_query,
+    evaluate_vehicleid,
+    pool_multi_query,
+    vehicleid_split,
+)
 
 
 # ----------------------------------------------------------------------------- multi-query

@@ -79,8 +79,8 @@ def test_stripes_gradcheck():
 @pytest.mark.parametrize(("height", "parts"), [(8, 6), (6, 4), (4, 6)])
 def test_stripes_not_divisible_error_names_h_parts_and_the_fix(height, parts):
     x = torch.zeros(1, 2, height, 4)
-    message = (rf"the feature map.s height H={height} is not divisible by parts={parts}.*choose an input height such that the last feature "
-               rf"map's H is a multiple of {parts}.*multiple of {16 * parts}")
+    message = (rf"the feature map.s height H={height} is not divisible by parts={parts}.*choose an input height such "
+               rf"that the last feature map's H is a multiple of {parts}.*multiple of {16 * parts}")
     with pytest.raises(ValueError, match=r"^horizontal_stripes: " + message):
         horizontal_stripes(x, parts)
     with pytest.raises(ValueError, match=r"^Stripes: " + message):

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reidlib.data.records import Record
+from reidlib.data.image_record import Record
 from reidlib.data.samplers import PKSampler, max_pk_batches
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from conftest import realdata_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from scipy import ndimage
 
-from conftest import realdata_path
-from reidlib.data import synthped
 from reidlib.data import _synthped_draw as draw
+from reidlib.data import synthped
 
 SMALL = dict(num_train_ids=8, num_test_ids=7, cameras=4, seed=3, hard_group_share=0.5, hard_group_size=2)
 NAME = re.compile(r"^(-1|\d{4})_c([1-9])s(\d+)_(\d{6})_(\d{2})\.jpg$")
@@ -203,7 +203,7 @@ def test_attribute_file_loads_like_the_real_one(small: Path) -> None:
 def test_attributes_match_identity_table(small: Path) -> None:
     ids = synthped.read_identities(small)
     splits = _load_struct(small / "market_attribute.mat")
-    for split, s in splits.items():
+    for s in splits.values():
         pids = [int(e[0]) for e in s["image_index"][0]]
         for f in s.dtype.names:
             if f != "image_index":

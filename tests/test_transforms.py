@@ -15,9 +15,19 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from reidlib.data.transforms import (
-    IMAGENET_MEAN, IMAGENET_STD, ProgressiveCutout, RandomErasing, RandomPolygonErasing, build_transforms,
-    cutout_max_area, progressive_cutout_mask, random_erasing_mask, random_polygon_erasing_mask,
-    sample_erasing_box, sample_random_polygon, set_progress,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ProgressiveCutout,
+    RandomErasing,
+    RandomPolygonErasing,
+    build_transforms,
+    cutout_max_area,
+    progressive_cutout_mask,
+    random_erasing_mask,
+    random_polygon_erasing_mask,
+    sample_erasing_box,
+    sample_random_polygon,
+    set_progress,
 )
 
 sizes = st.tuples(st.integers(8, 96), st.integers(8, 64))

@@ -18,7 +18,7 @@ from .datasets import (
     register_dataset,
 )
 from .errors import DatasetLayoutError, DatasetNotFoundError
-from .records import Record
+from .image_record import Record
 
 __all__ = [
     "DATASETS",

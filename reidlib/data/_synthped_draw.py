@@ -201,7 +201,7 @@ def _legs(c: _Canvas, look: Look, L: dict[str, float], pose: Pose, side: bool) -
     else:
         hem = L["knee"] - 0.03 if look.short_lower else L["ankle"]
     for top_u, ank in zip(tops, ankles):
-        def at(v: float) -> tuple[float, float]:
+        def at(v: float, top_u: float = top_u, ank: float = ank) -> tuple[float, float]:
             t = (v - L["waist"]) / (L["ankle"] - L["waist"])
             return top_u + t * (ank - top_u), lw_top + t * (lw_bot - lw_top)
         u0, w0 = at(L["waist"])
@@ -413,7 +413,8 @@ def make_background(rng: np.random.Generator, kind: str, height: int, width: int
         x = 0
         while x < W:  # coloured panels (windows, signs) on the upper two thirds
             w = int(rng.integers(max(4, W // 8), max(5, W // 3)))
-            img[: int(H * 0.66), x:x + w] = rng.uniform(30, 230, 3).astype(np.float32) * (0.9 + 0.2 * low[: int(H * 0.66), x:x + w, None])
+            band = slice(0, int(H * 0.66))
+            img[band, x:x + w] = rng.uniform(30, 230, 3).astype(np.float32) * (0.9 + 0.2 * low[band, x:x + w, None])
             x += w + int(rng.integers(1, max(2, W // 16)))
         img[int(H * 0.66):] *= 0.8
         return np.clip(img, 0, 255).astype(np.float32)

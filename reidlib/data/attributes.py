@@ -25,16 +25,17 @@ classification tasks ... Finally, we have 30 binary classifications"); Duke give
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.io
 
 from .errors import DatasetLayoutError, DatasetNotFoundError
-from .records import Record
+from .image_record import Record
 
 __all__ = [
     "AGE_COLUMNS",

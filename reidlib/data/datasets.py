@@ -1,7 +1,7 @@
 """Parsers for the re-ID datasets' standard layouts, behind one entry point, :func:`build_dataset`.
 
 Every parser returns a :class:`ReIDDataset` whose ``train``, ``query`` and ``gallery`` are lists of
-:class:`~reidlib.data.records.Record`. Conventions shared by all parsers:
+:class:`~reidlib.data.image_record.Record`. Conventions shared by all parsers:
 
 * ``camid`` is 0-based (Market ``c1`` -> 0, VeRi ``c002`` -> 1, MSMT17 camera ``01`` -> 0).
 * Train identities are relabelled ``0..N-1`` in ascending order of the original id, which is
@@ -34,15 +34,17 @@ import random
 import re
 import warnings
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import pandas as pd
 
-from .errors import DatasetLayoutError, DatasetNotFoundError  # re-exported: their old home
-from .records import Record
 from reidlib.registry import Registry
+
+from .errors import DatasetLayoutError, DatasetNotFoundError  # re-exported: their old home
+from .image_record import Record
 
 __all__ = [
     "DATASETS",

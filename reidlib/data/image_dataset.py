@@ -1,8 +1,9 @@
 """A torch ``Dataset`` over records: loads each image with PIL as RGB and applies a transform."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -11,7 +12,7 @@ from torchvision.transforms.v2 import functional as F
 from tqdm.auto import tqdm
 
 from .datasets import DatasetLayoutError, DatasetNotFoundError
-from .records import Record
+from .image_record import Record
 
 __all__ = ["ImageDataset", "UnreadableImageError", "read_image", "verify_images"]
 

@@ -23,7 +23,8 @@ How an epoch is built (numpy generator seeded with ``(seed, epoch)``, the same o
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -253,7 +253,8 @@ def _plan(rng: np.random.Generator, train_pids: Sequence[int], test_pids: Sequen
 
     for pid in train_pids:
         for cam in cams_for_id():
-            shots += [dict(split="train", pid=pid, cam=cam, kind="identity")] * int(rng.integers(train_range[0], train_range[1] + 1))
+            n = int(rng.integers(train_range[0], train_range[1] + 1))
+            shots += [dict(split="train", pid=pid, cam=cam, kind="identity")] * n
     good = 0
     for pid in test_pids:
         for cam in cams_for_id():
@@ -333,7 +334,8 @@ def _render_one(job: tuple[int, dict[str, Any], Look | None]) -> dict[str, Any]:
             kw = dict(scale=float(rng.uniform(0.6, 1.0)), dx=float(rng.choice([-1, 1]) * rng.uniform(0.7, 0.95)), dy=0.0)
     assert look is not None
     pose = _random_pose(rng, cam)
-    rgb, parts, meta = draw.render(look, pose, cam, W["backgrounds"][shot["cam"]], W["noises"][shot["cam"]], rng, height=W["height"],
+    rgb, parts, meta = draw.render(look, pose, cam, W["backgrounds"][shot["cam"]], W["noises"][shot["cam"]], rng,
+                                   height=W["height"],
                                    width=W["width"], supersample=W["supersample"], **kw)
     path = W["root"] / SPLIT_DIRS[shot["split"]] / shot["name"]
     _write(path, draw.encode_jpeg(rgb, cam.jpeg_quality))
@@ -512,7 +514,7 @@ def _write_tables(out: Path, p: dict[str, Any], identities: dict[int, tuple[Look
         w.writerow(["pid", "split", "group", *attr_names, "up_rgb", "down_rgb", "logo_shape", "logo_rgb",
                     "stripe_pos", "stripe_rgb", "shoe_rgb", "strap_dir", "strap_rgb", "skin_rgb", "hair_rgb",
                     "build"])
-        hexc = lambda c: "" if c is None else "#%02x%02x%02x" % tuple(c)  # noqa: E731
+        hexc = lambda c: "" if c is None else "#{:02x}{:02x}{:02x}".format(*c)  # noqa: E731
         for split, pids in (("train", train_pids), ("test", test_pids)):
             for pid in pids:
                 look, _, group = identities[pid]
@@ -668,13 +670,13 @@ def load_part_masks(image_path: str | os.PathLike[str]) -> dict[str, np.ndarray]
     return {name: (bits & b) != 0 for name, b in PART_BITS.items()}
 
 
-def read_identities(root: str | os.PathLike[str]) -> "Any":
+def read_identities(root: str | os.PathLike[str]) -> Any:
     """``identities.csv`` as a pandas DataFrame indexed by pid (attributes, details, hard group)."""
     import pandas as pd
     return pd.read_csv(Path(root) / "identities.csv", index_col="pid", keep_default_na=False)
 
 
-def read_images(root: str | os.PathLike[str]) -> "Any":
+def read_images(root: str | os.PathLike[str]) -> Any:
     """``images.csv`` as a pandas DataFrame (path relative to root, split, pid, camid, view, ...)."""
     import pandas as pd
     return pd.read_csv(Path(root) / "images.csv", keep_default_na=False)

@@ -31,8 +31,9 @@ Conventions shared by the three (choices where the papers are silent are marked 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import PIL.Image
@@ -44,11 +45,13 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2._utils import is_pure_tensor
 
+from reidlib.registry import Registry
+
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "ErasingBox", "ErasingTransform", "ProgressiveCutout",
     "RandomErasing", "RandomPolygon", "RandomPolygonErasing", "apply_erasing", "build_transforms",
     "progressive_cutout_mask", "random_erasing_mask", "random_polygon_erasing_mask",
-    "sample_erasing_box", "sample_random_polygon", "set_progress",
+    "sample_erasing_box", "sample_random_polygon", "set_progress", "ERASERS", "build_eraser", "register_eraser",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -460,6 +463,24 @@ class RandomPolygonErasing(ErasingTransform):
 
 # ---------------------------------------------------------------------------------------------
 # the pipeline
+# The erasers by name: a paper adds its own with @register_eraser("name") on an ErasingTransform subclass.
+ERASERS: Registry[type] = Registry("eraser", normalize=lambda s: s.lower().replace("-", "_").replace(" ", "_"))
+ERASERS.add("random_erasing", RandomErasing, "re")
+ERASERS.add("progressive_cutout", ProgressiveCutout, "cutout")
+ERASERS.add("random_polygon_erasing", RandomPolygonErasing, "rpe")
+
+
+def register_eraser(name: str, *aliases: str):
+    """Decorator registering an :class:`ErasingTransform` subclass under ``name``."""
+    return ERASERS.register(name, *aliases)
+
+
+def build_eraser(name: str, **options: Any) -> ErasingTransform:
+    """An eraser by name (``random_erasing``, ``progressive_cutout``, ``random_polygon_erasing``; aliases
+    ``re``, ``cutout``, ``rpe``), built with its options (``p``, ``scale``, ...)."""
+    return ERASERS.build(name, **options)
+
+
 def build_transforms(height: int, width: int, *, train: bool, random_erasing: float = 0.5,
                      progressive_cutout: float = 0.0, random_polygon_erasing: float = 0.0, flip: float = 0.5,
                      padding: int = 10, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,

@@ -3,7 +3,7 @@
 (:class:`reidlib.engine.features.FeatureExtractor`) both build, so the two can never disagree."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -10,9 +10,10 @@ import ast
 import dataclasses
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
@@ -76,7 +77,7 @@ class TrainConfig:
     flip_train: bool = True
     P: int = 16
     K: int = 4
-    num_workers: int = 0
+    num_workers: int = 1                   # measured fastest here (benchmarks/bench_workers.py)
     # model
     model: str = "baseline"
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -221,7 +222,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
         """A config from ``values``; an unknown key is a ``ValueError`` naming it. The first release's
         loss and pooling fields (``label_smoothing``, ``triplet_margin``, ``pooling``, ...) are moved
         into ``criterion_options`` / ``model_options`` with a ``DeprecationWarning``."""
@@ -235,6 +236,19 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training parameter(s) {unknown}; known: {sorted(known)}")
         return cls(**values)
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, Any]) -> TrainConfig:
+        """Deprecated (one release): a notebook's parameters now go to its paper's recipe,
+        ``reidlib.papers.<paper>.train(**parameters)``, which builds the config. The old notebook
+        parameter ``variant`` (the CUHK03 split) becomes ``dataset_options["split"]`` here."""
+        warnings.warn("TrainConfig.from_parameters is deprecated: use reidlib.papers.<paper>.config(**parameters)",
+                      DeprecationWarning, stacklevel=2)
+        values = dict(parameters)
+        split = values.pop("variant", None)
+        if split is not None:
+            values["dataset_options"] = {**values.get("dataset_options", {}), "split": split}
+        return cls.from_dict(values)
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:

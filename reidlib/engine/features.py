@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -107,7 +108,7 @@ class FeatureExtractor:
     @classmethod
     def from_record(cls, record: str | os.PathLike | Mapping[str, Any], *, checkpoint: str | os.PathLike | None = None,
                     device: str | torch.device = "cpu", batch_size: int = 64, progress: bool = True
-                    ) -> "FeatureExtractor":
+                    ) -> FeatureExtractor:
         """Rebuild the model of a run record (``config["model"]`` with its resolved ``model_options``,
         ``num_classes``), load its checkpoint (``weights_only=True``; ``checkpoint`` overrides the
         record's) and use the run's test transform and ``flip_test``.
@@ -115,10 +116,10 @@ class FeatureExtractor:
         A missing checkpoint, or one whose weights do not fit the rebuilt model, is an error naming
         the path and the model expected.
         """
+        from .build import build_run_model, build_run_transforms
         from .checkpoint import load_checkpoint, load_model_state
         from .config import TrainConfig
         from .records import read_record
-        from .build import build_run_model, build_run_transforms
 
         rec_path = None
         if not isinstance(record, Mapping):

@@ -16,8 +16,9 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,8 +26,8 @@ from torch.utils.data import DataLoader
 
 from reidlib.losses import ReIDCriterion
 
-from .checkpoint import unwrap_model
 from .build import build_run_model, build_run_transforms
+from .checkpoint import unwrap_model
 from .config import TrainConfig
 from .distributed import DistInfo, barrier, init_distributed, wrap_model
 from .features import extract_features

@@ -28,9 +28,10 @@ import contextlib
 import itertools
 import random
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -125,7 +126,7 @@ class Batch:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_loader(cls, data: Any) -> "Batch":
+    def from_loader(cls, data: Any) -> Batch:
         """From a collated ``(images, pids, camids, indices)`` (what ``ImageDataset`` yields)."""
         if isinstance(data, Batch):
             return data
@@ -134,7 +135,7 @@ class Batch:
         images, pids, camids, indices = data[:4]
         return cls(images, pids, camids, indices)
 
-    def to(self, device: torch.device, *, channels_last: bool = False) -> "Batch":
+    def to(self, device: torch.device, *, channels_last: bool = False) -> Batch:
         nb = device.type == "cuda"
         images = self.images.to(device, non_blocking=nb)
         if channels_last:
@@ -151,31 +152,31 @@ class Hook:
     (``trainer.model``, ``trainer.module`` (unwrapped), ``trainer.epoch``, ``trainer.step``,
     ``trainer.optimizer``, ``trainer.device`` ...)."""
 
-    def on_train_start(self, trainer: "Trainer") -> None:
+    def on_train_start(self, trainer: Trainer) -> None:
         """Once per :meth:`Trainer.fit`, after a resume has been loaded."""
 
-    def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None:
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         """Before the first step of ``epoch`` (0-based), also when resuming mid-epoch."""
 
-    def on_batch_start(self, trainer: "Trainer", batch: Batch) -> Batch | None:
+    def on_batch_start(self, trainer: Trainer, batch: Batch) -> Batch | None:
         """May return a new batch (e.g. with salient parts erased); runs under the step's seed."""
 
-    def on_forward(self, trainer: "Trainer", batch: Batch, outputs: Any) -> Any | None:
+    def on_forward(self, trainer: Trainer, batch: Batch, outputs: Any) -> Any | None:
         """May return new outputs (e.g. with extra branches added)."""
 
-    def extra_losses(self, trainer: "Trainer", batch: Batch, outputs: Any) -> Mapping[str, torch.Tensor] | None:
+    def extra_losses(self, trainer: Trainer, batch: Batch, outputs: Any) -> Mapping[str, torch.Tensor] | None:
         """Extra scalar losses added to the criterion's, by name."""
 
-    def after_backward(self, trainer: "Trainer") -> None:
+    def after_backward(self, trainer: Trainer) -> None:
         """Gradients complete (and unscaled under AMP), just before ``optimizer.step()``."""
 
-    def on_step_end(self, trainer: "Trainer", losses: Mapping[str, torch.Tensor]) -> None:
+    def on_step_end(self, trainer: Trainer, losses: Mapping[str, torch.Tensor]) -> None:
         """After each batch; ``losses`` are detached (do not ``.item()`` them every step)."""
 
-    def on_epoch_end(self, trainer: "Trainer", epoch: int, log: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Trainer, epoch: int, log: dict[str, Any]) -> None:
         """After the epoch's evaluation; ``log`` (the run record's epoch entry) may be extended."""
 
-    def on_train_end(self, trainer: "Trainer") -> None:
+    def on_train_end(self, trainer: Trainer) -> None:
         """After the last epoch."""
 
     def state_dict(self) -> dict[str, Any]:

@@ -7,7 +7,8 @@ The Small / Medium / Large test lists hold 800 / 1,600 / 2,400 identities.
 """
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch

@@ -14,6 +14,8 @@ contract:
 Shared blocks: :mod:`~reidlib.models.branches` (a trunk shared up to a stage, branches owning copies of
 the later stages), :mod:`~reidlib.models.parts` (stripes and windows).
 """
+# the house's networks register themselves on import (one line each)
+from . import esnet  # noqa: E402,F401  (ES-Net: AIB + ESB)
 from .backbones import RESNETS, ResNetBackbone, build_backbone
 from .baseline import Baseline
 from .efficiency import efficiency
@@ -21,9 +23,6 @@ from .heads import BNNeck, LinearHead
 from .p_pooling import PPooling
 from .pooling import GAP, GMP, GeM, build_pooling
 from .registry import MODELS, build_model, model_options, register_model
-
-# the house's networks register themselves on import (one line each)
-from . import esnet  # noqa: E402,F401  (ES-Net: AIB + ESB)
 
 __all__ = [
     "MODELS",

@@ -17,7 +17,7 @@ copies, so every branch starts from the same weights and then trains its own.
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 

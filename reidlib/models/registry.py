@@ -14,7 +14,8 @@ Models of the core are registered in their modules (``baseline``, ``esnet``); a 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 

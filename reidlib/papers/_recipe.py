@@ -9,8 +9,9 @@ notebook's ``parameters`` cell equal to its recipe's defaults.
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["Recipe", "parse_bool"]
 

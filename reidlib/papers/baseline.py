@@ -48,7 +48,7 @@ RECIPE = Recipe(
         "backbone": "resnet18", "pretrained": False, "weights_path": None,
         "height": 64, "width": 32, "epochs": 32, "P": 16, "K": 4, "lr": 3.5e-4, "warmup_epochs": 3,
         "milestones": [24, 29], "device": "auto", "amp": True, "seed": 0, "output_dir": "results",
-        "resume": False, "eval_every": 4, "num_workers": 0, "run_name": None, "max_steps_per_epoch": None,
+        "resume": False, "eval_every": 4, "num_workers": 1, "run_name": None, "max_steps_per_epoch": None,
         "num_threads": None, "checkpoint_dir": None, "progress": True,
     },
     booleans=("pretrained", "amp", "resume", "progress"),

@@ -15,9 +15,10 @@ two L2-normalised branch features).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -65,7 +66,7 @@ VARIANTS: dict[str, ESNetConfig] = {
 }
 
 
-def variant_table() -> "Any":
+def variant_table() -> Any:
     """The variants as a ``pandas.DataFrame`` (one row per name), for the book."""
     import pandas as pd
 
@@ -211,7 +212,7 @@ RECIPE = Recipe(
         "height": 128, "width": 64, "P": 16, "K": 4, "epochs": 30, "lr": 3.5e-4, "weight_decay": 5e-4,
         "warmup_epochs": 10, "warmup_start_factor": 0.1, "milestones": [20, 25], "label_smoothing": 0.0,
         "max_steps_per_epoch": None, "eval_every": 10, "device": "auto", "amp": True, "num_threads": None,
-        "num_workers": 0, "seed": 0, "output_dir": "results", "run_name": None, "resume": False, "progress": True,
+        "num_workers": 1, "seed": 0, "output_dir": "results", "run_name": None, "resume": False, "progress": True,
     },
     booleans=("probe_erased_loss", "pretrained", "amp", "resume", "progress"),
 )

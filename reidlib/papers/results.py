@@ -13,8 +13,9 @@ otherwise; with fewer seeds, **undecided** whatever the means say. One seed neve
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
