@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Metric", "Mode", "capture_activation", "check_shape", "model_mode", "pairwise_distance"]
+__all__ = ["Metric", "Mode", "capture_activation", "check_images", "check_shape", "model_mode", "pairwise_distance"]
 
 Metric = Literal["euclidean", "cosine"]
 Mode = Literal["train", "eval", "keep"]
@@ -146,3 +146,29 @@ def capture_activation(layer: nn.Module) -> Iterator[list[Tensor]]:
         yield store
     finally:
         handle.remove()
+
+
+def check_images(x: Any, who: str, *, training: bool = False, reference: Any = None) -> Tensor:
+    """Check a batch of images at a model's entry: a floating tensor ``(B, 3, H, W)`` (normalised,
+    channels first), of the dtype of ``reference`` (a module's parameters) where given, and ``B >= 2`` in
+    training (BatchNorm needs two samples per channel). Returns ``x``; raises a ValueError naming ``who``,
+    what was given and what is expected."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{who}: expected images as a tensor (B, 3, H, W), got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{who}: expected images of shape (B, 3, H, W), got shape {tuple(x.shape)}")
+    if x.shape[1] != 3:
+        hint = " (channels last? use images.permute(0, 3, 1, 2))" if x.shape[-1] == 3 else ""
+        raise ValueError(f"{who}: expected 3-channel RGB images (B, 3, H, W), got {x.shape[1]} channels "
+                         f"in shape {tuple(x.shape)}{hint}")
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"{who}: expected float images normalised with the ImageNet mean/std "
+                         f"(reidlib.data.transforms.build_transforms), got dtype {x.dtype}")
+    if reference is not None:
+        param = next((p for p in reference.parameters() if p.dtype.is_floating_point), None)
+        if param is not None and param.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(f"{who}: images are {x.dtype} but the model's weights are {param.dtype}; "
+                             f"convert one of them (e.g. images.to({param.dtype}))")
+    if training and x.shape[0] < 2:
+        raise ValueError(f"{who}: a training batch needs at least 2 images (BatchNorm statistics), got {x.shape[0]}")
+    return x

@@ -14,6 +14,8 @@ import os
 
 from torch import Tensor, nn
 
+from reidlib.nn import check_images
+
 from .backbones import build_backbone
 from .heads import BNNeck, LinearHead, TestFeature
 from .pooling import build_pooling
@@ -81,6 +83,7 @@ class Baseline(nn.Module):
         return self.pooling(self.backbone(x))
 
     def forward(self, x: Tensor) -> dict[str, Tensor] | Tensor:
+        check_images(x, "Baseline", training=self.training, reference=self)
         out = self.neck(self.pooled(x))
         if not self.training:
             return out

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reidlib.losses.criterion import ReIDCriterion
-from reidlib.nn import model_mode
+from reidlib.nn import check_images, model_mode
 from reidlib.saliency import besm, cg_ram_batch, draw_selection, erase_top, grad_cam
 
 from .backbones import build_backbone
@@ -324,8 +324,7 @@ class ESNet(nn.Module):
         return images, None  # "random": done by the data pipeline, see ESNetConfig.data_random_erasing
 
     def forward(self, images: Tensor, targets: Tensor | None = None) -> Any:
-        if images.dim() != 4:
-            raise ValueError(f"ESNet expects images (B, 3, H, W), got shape {tuple(images.shape)}")
+        check_images(images, "ESNet", training=self.training, reference=self)
         if not self.training:
             return self.descriptor(images)
         pids = targets

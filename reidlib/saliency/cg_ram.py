@@ -106,9 +106,33 @@ def resolve_layer(model: Any, layer: nn.Module | str) -> nn.Module:
         ) from None
 
 
+def _as_ids(name: str, ids: Any, images: Tensor) -> Tensor:
+    """``ids`` as an integer tensor ``(B,)`` matching ``images (B, ...)``, or a ValueError naming ``name``."""
+    if not isinstance(images, Tensor) or images.dim() < 1:
+        raise ValueError(f"images must be a tensor (B, ...), got {type(images).__name__}")
+    if not isinstance(ids, Tensor):
+        try:
+            ids = torch.as_tensor(ids)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{name} must be integer identities (B,), got {type(ids).__name__}") from None
+    if ids.dtype.is_floating_point or ids.dtype == torch.bool or ids.dtype.is_complex:
+        raise ValueError(f"{name} must be integer identities (B,), got dtype {ids.dtype}")
+    if ids.dim() != 1 or ids.numel() != images.shape[0]:
+        raise ValueError(f"{name} must be (B,) with B={images.shape[0]}, got shape {tuple(ids.shape)}")
+    return ids.long()
+
+
+def single_branch(output: Any) -> Any:
+    """A training output's one branch (``{"branches": {name: {...}}}`` with one name), else ``output``."""
+    if isinstance(output, dict) and isinstance(output.get("branches"), dict) and len(output["branches"]) == 1:
+        return next(iter(output["branches"].values()))
+    return output
+
+
 def _features(output: Any, output_fn: Callable[[Any], Tensor] | None) -> Tensor:
     if output_fn is not None:
         return output_fn(output)
+    output = single_branch(output)
     if isinstance(output, Tensor):
         return output
     if isinstance(output, dict) and "feat_bn" in output:
@@ -124,6 +148,9 @@ def _forward(model: Callable[[Tensor], Any], x: Tensor, layer: nn.Module, output
         output = model(x)
         if not store:
             raise RuntimeError(f"layer {type(layer).__name__} did not run in the model's forward")
+        if store[0].dim() != 4:
+            raise ValueError(f"layer {type(layer).__name__} outputs shape {tuple(store[0].shape)}; saliency needs a "
+                             "convolutional layer whose output is a feature map (B, C, h, w), e.g. 'layer4'")
         with torch.enable_grad():
             feats = _features(output, output_fn)
     if feats.dim() != 2 or feats.shape[0] != x.shape[0]:
@@ -210,8 +237,7 @@ def cg_ram_batch(
     Returns:
         :class:`BatchCGRAMResult`, maps ``(B, h, w)``.
     """
-    if pids.dim() != 1 or pids.numel() != images.shape[0]:
-        raise ValueError(f"pids must be (B,) with B={images.shape[0]}, got {tuple(pids.shape)}")
+    pids = _as_ids("pids", pids, images)
     module = resolve_layer(model, layer)
     with model_mode(model, mode):
         feats, act = _forward(model, images, module, output_fn)

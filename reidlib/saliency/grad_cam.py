@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .besm import BESMResult, besm
-from .cg_ram import Mode, _forward, model_mode, resolve_layer
+from .cg_ram import Mode, _as_ids, _forward, model_mode, resolve_layer, single_branch
 
 __all__ = ["GradCAMResult", "grad_cam", "grad_cam_erasing", "logits_of"]
 
@@ -40,6 +40,7 @@ class GradCAMResult:
 
 def logits_of(output: Any) -> Tensor:
     """The id logits ``(B, N)`` in a model's training output (a dict's ``"logits"``)."""
+    output = single_branch(output)
     if isinstance(output, dict) and "logits" in output:
         return output["logits"]
     raise TypeError(
@@ -62,11 +63,14 @@ def grad_cam(
     ``output_fn`` picks the logits ``(B, N)`` from the model's output (default: a dict's ``"logits"``).
     Same forward/backward scheme and mode handling as :func:`~reidlib.saliency.cg_ram_batch`.
     """
-    if targets.dim() != 1 or targets.numel() != images.shape[0]:
-        raise ValueError(f"targets must be (B,) with B={images.shape[0]}, got {tuple(targets.shape)}")
+    targets = _as_ids("targets", targets, images)
     module = resolve_layer(model, layer)
     with model_mode(model, mode):
         logits, act = _forward(model, images, module, output_fn or logits_of)
+        bad = (targets < 0) | (targets >= logits.shape[1])
+        if bool(bad.any()):
+            raise ValueError(f"targets must be class indices in [0, {logits.shape[1]}) (the model's num_classes), "
+                             f"got {targets[bad][:5].tolist()}")
         with torch.enable_grad():
             score = -F.cross_entropy(logits, targets.to(logits.device), reduction="sum")
         (grad,) = torch.autograd.grad(score, act)

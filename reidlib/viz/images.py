@@ -19,8 +19,9 @@ first (the output of ``build_transforms(..., train=False)``).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt

@@ -10,13 +10,17 @@ where ``apply(image, *, generator, **params) -> (erased, mask)`` takes an image 
 ``[0, 1]``, a ``torch.Generator`` and one keyword per control, and returns the erased image
 ``(3, H, W)`` and the mask ``(H, W)`` bool it applied. The explorer always erases (probability 1):
 during training each method is applied with its probability ``p``.
+
+:func:`besm_explorer` — ES-Net's BESM in the same explorer: a query's CG-RAM map for its pair with a
+gallery image, BESM and random erasing of the same area on it, and Algorithm 1 on a training batch.
 """
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import ipywidgets as widgets
 import numpy as np
@@ -24,8 +28,7 @@ import torch
 from PIL import Image as PILImage
 from torch import Tensor
 
-from reidlib.data.transforms import (IMAGENET_MEAN, ProgressiveCutout, RandomErasing, RandomPolygonErasing,
-                                     random_erasing_mask)
+from reidlib.data.transforms import IMAGENET_MEAN, ProgressiveCutout, RandomErasing, RandomPolygonErasing, random_erasing_mask
 from reidlib.saliency import besm, cg_ram, cg_ram_batch, erase_top, model_mode
 from reidlib.viz.images import denormalize, normalize, overlay_heatmap
 
