@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from .errors import DatasetLayoutError, DatasetNotFoundError
+from .errors import AttributeFileMismatchError, DatasetLayoutError, DatasetNotFoundError
 from .image_record import Record
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "attribute_accuracy",
     "attributes_for_records",
     "binary_columns",
+    "check_identities",
     "load_attribute_file",
     "load_attributes",
     "to_binary",
@@ -103,6 +104,11 @@ def _infer_dataset(path: Path, mat: Mapping[str, Any], dataset: str | None) -> t
         if dataset not in FIELDS:
             raise ValueError(f"dataset must be one of {sorted(FIELDS)}, got {dataset!r}")
         wanted = f"{dataset}_attribute"
+        other = [v for v in variables if v in _VARIABLES and v != wanted]
+        if wanted not in mat and other:
+            raise DatasetLayoutError(
+                f"{path}: holds {other[0]!r} ({_VARIABLES[other[0]]} labels), not {wanted!r}: it is not a "
+                f"{dataset} attribute file (dataset={dataset!r} was passed)")
         return (wanted if wanted in mat else variables[0] if len(variables) == 1 else wanted), dataset
     for var in variables:
         if var in _VARIABLES:
@@ -154,7 +160,14 @@ def load_attribute_file(path: str | os.PathLike[str], *, dataset: str | None = N
         (``pid``), has one nullable ``Int8`` column per field in :data:`FIELDS` order holding
         the file's codes, ``<NA>`` for unlabelled entries, and ``attrs`` with dataset/split/source.
     """
-    path = Path(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"attribute file path must be a str or os.PathLike, got {type(path).__name__} {path!r}")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        names = sorted(q.name for q in path.glob("*_attribute.mat"))
+        found = f" (it holds {', '.join(names)})" if names else ""
+        raise DatasetNotFoundError(f"attribute file {path} is a folder{found}; expected the .mat file itself, "
+                                   f"e.g. {path / 'market_attribute.mat'}")
     if not path.is_file():
         raise DatasetNotFoundError(f"attribute file {path} does not exist")
     try:
@@ -212,16 +225,68 @@ def _record_pid(record: Record) -> int:
     return int(record.extra.get("orig_pid", record.pid))
 
 
-def attributes_for_records(records: Sequence[Record], table: pd.DataFrame) -> pd.DataFrame:
+def _check_table(table: Any, where: str) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{where}: table must be a pandas DataFrame indexed by pid (one split of "
+                        f"load_attribute_file), got {type(table).__name__}")
+
+
+def _ids(pids: Iterable[int]) -> str:
+    return ", ".join(f"{p:04d}" for p in pids)
+
+
+def check_identities(records: Iterable[Record], table: pd.DataFrame, *, what: str = "",
+                     ignore: Iterable[int] = (0, -1)) -> None:
+    """Check that every identity of ``records`` (their file ids: ``extra["orig_pid"]`` where
+    present) has a row in ``table``; distractors (``0``) and junk (``-1``) are not checked.
+
+    Raises :class:`~reidlib.data.errors.AttributeFileMismatchError` (a ``ValueError``) naming the
+    table's file (``table.attrs["source"]``), how many identities are missing and a few of them:
+    the usual cause is the attribute file of another dataset (Duke's on Market records, ...) or
+    of the other split. ``what`` names the records in the message (e.g. ``"training"``).
+    """
+    _check_table(table, "check_identities")
+    wanted = {_record_pid(r) for r in records} - {int(i) for i in ignore}
+    have = {int(p) for p in table.index}
+    missing = sorted(wanted - have)
+    if not missing:
+        return
+    source = table.attrs.get("source", "the attribute table")
+    split = table.attrs.get("split")
+    labels = f"{table.attrs['dataset']}-attribute labels" if table.attrs.get("dataset") else "labels"
+    span = f" ({min(have):04d}..{max(have):04d})" if have else ""
+    kind = f"{what} " if what else ""
+    raise AttributeFileMismatchError(
+        f"{source}: {len(missing)} of the {len(wanted)} {kind}identities of the dataset are missing from "
+        f"the attribute file{f' (its {split!r} split)' if split else ''}, e.g. {_ids(missing[:5])}; the file "
+        f"holds {labels} of {len(have)} identities{span}. Is it the attribute file of another dataset "
+        f"(market_attribute.mat belongs to Market-1501, duke_attribute.mat to DukeMTMC-reID)?")
+
+
+def attributes_for_records(records: Sequence[Record], table: pd.DataFrame, *, strict: bool = False) -> pd.DataFrame:
     """One row per record (same order) with the attributes of its identity; ``<NA>`` rows for
-    identities the table lacks (distractors, junk). Uses ``extra["orig_pid"]`` where present."""
+    identities the table lacks (distractors, junk). Uses ``extra["orig_pid"]`` where present.
+
+    ``strict``: raise (:func:`check_identities`) when an identity other than 0 / -1 is missing
+    instead of giving it an ``<NA>`` row."""
+    _check_table(table, "attributes_for_records")
+    records = list(records)
+    if strict:
+        check_identities(records, table)
     pids = pd.Index([_record_pid(r) for r in records], name="pid")
     return table.reindex(pids).reset_index().rename_axis("record")
 
 
-def attach_attributes(records: Iterable[Record], table: pd.DataFrame) -> list[Record]:
+def attach_attributes(records: Iterable[Record], table: pd.DataFrame, *, strict: bool = False) -> list[Record]:
     """Copies of ``records`` with ``extra["attributes"]`` = the binary attributes of their identity
-    (``{column: 0|1|None}``); records whose identity is not in the table are returned unchanged."""
+    (``{column: 0|1|None}``); records whose identity is not in the table are returned unchanged.
+
+    ``strict``: raise (:func:`check_identities`) when an identity other than 0 / -1 is missing
+    from the table instead of leaving its records unlabelled."""
+    _check_table(table, "attach_attributes")
+    records = list(records)
+    if strict:
+        check_identities(records, table)
     binary = to_binary(table) if "form" not in table.attrs else table
     values = binary.to_numpy(dtype=object, na_value=None)
     rows = {int(pid): {col: (None if v is None else int(v)) for col, v in zip(binary.columns, row)}

@@ -6,7 +6,7 @@ Both name the path and say what layout was expected there.
 """
 from __future__ import annotations
 
-__all__ = ["DatasetLayoutError", "DatasetNotFoundError"]
+__all__ = ["AttributeFileMismatchError", "DatasetLayoutError", "DatasetNotFoundError", "UnknownOptionError"]
 
 
 class DatasetLayoutError(ValueError):
@@ -15,3 +15,13 @@ class DatasetLayoutError(ValueError):
 
 class DatasetNotFoundError(DatasetLayoutError, FileNotFoundError):
     """A folder or file the layout requires does not exist."""
+
+
+class AttributeFileMismatchError(DatasetLayoutError):
+    """An attribute file whose identities are not the dataset's (e.g. another dataset's file)."""
+
+
+class UnknownOptionError(TypeError, ValueError):
+    """An option (keyword argument) an entry point does not know. A ``TypeError`` like Python's own
+    "unexpected keyword argument", and a ``ValueError`` like every other bad parameter here; the
+    message names the option and lists the known ones."""

@@ -1,7 +1,11 @@
 """Checkpoints: written atomically, loaded with ``weights_only=True``, checked against the model.
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts -- nothing that needs
-unpickling of arbitrary classes -- so ``torch.load(..., weights_only=True)`` reads it.
+unpickling of arbitrary classes -- so ``torch.load(..., weights_only=True)`` reads it, and a
+pickle that would run code is refused (with an error naming the file) instead of executed.
+Every bad input says what was expected: a folder where a file was expected names the file
+(``<dir>/last.pt``), an empty file says it is empty, a whole training checkpoint passed where
+a model's state dict was expected says to pass ``state["model"]``.
 """
 from __future__ import annotations
 
@@ -15,6 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from reidlib.models.backbones import explain_torch_load_error
+
+# The file Trainer writes in its checkpoint_dir (see Trainer.checkpoint_path); named in errors.
+LAST_CHECKPOINT = "last.pt"
 
 
 class CheckpointMismatchError(ValueError):
@@ -41,14 +50,40 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Returns:
+        the saved dict (a trainer checkpoint: ``format``, ``model``, ``optimizer``, ...).
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder (the message names the file expected in it,
+            ``<path>/last.pt``, and the ``*.pt`` files it holds).
+        FileNotFoundError: no such file.
+        ValueError: the file is empty (0 bytes), cannot be read with ``weights_only=True``
+            (refused objects that could run code, corrupt, not a torch file), or holds no dict.
+    """
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.pt"))
+        holds = (f"; it holds {', '.join(found[:5])}" + (f" (+{len(found) - 5} more)" if len(found) > 5 else "")
+                 if found else "; it holds no *.pt file")
+        raise IsADirectoryError(f"checkpoint path {path} is a folder: expected a checkpoint file, e.g. "
+                                f"{path / LAST_CHECKPOINT} (the file Trainer writes in checkpoint_dir){holds}")
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise FileNotFoundError(f"checkpoint not found: {path} (expected a file written by save_checkpoint, "
+                                f"e.g. <checkpoint_dir>/{LAST_CHECKPOINT})")
+    if path.stat().st_size == 0:
+        # torch.load raises EOFError('') here: an error with an empty reason
+        raise ValueError(f"cannot read checkpoint {path}: the file is empty (0 bytes); expected a checkpoint "
+                         "written by save_checkpoint (was the run killed while copying it, or the disk full?)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # corrupt file, or objects weights_only refuses
-        raise ValueError(f"cannot read checkpoint {path}: {e}") from e
+        raise ValueError(f"cannot read checkpoint {path}: {explain_torch_load_error(e)}") from e
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}: expected a dict as written by "
+                         "save_checkpoint (e.g. Trainer.state_dict())")
+    return state
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -86,9 +121,29 @@ def _describe(diff: dict[str, list], limit: int = 8) -> str:
 
 
 def load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str | os.PathLike = "<state>") -> None:
-    """Load ``state`` into ``model`` (unwrapping DDP on both sides), or raise
-    :class:`CheckpointMismatchError` naming ``source`` and every differing key and shape."""
+    """Load ``state`` (a model's state dict: parameter name -> tensor) into ``model`` (unwrapping DDP
+    on both sides), or raise :class:`CheckpointMismatchError` naming ``source`` and every differing
+    key and shape.
+
+    A whole training checkpoint (``{"format", "model", "optimizer", ...}`` from
+    ``Trainer.state_dict()`` / :func:`load_checkpoint`) is not a state dict: it is refused with a
+    :class:`CheckpointMismatchError` that says to pass ``state["model"]``. A ``state`` that is not
+    a mapping raises TypeError.
+    """
     target = unwrap_model(model)
+    if not isinstance(state, Mapping):
+        raise TypeError(f"load_model_state: state (from {source}) must be a state dict (a mapping of parameter "
+                        f"names to tensors), got {type(state).__name__}")
+    if isinstance(state.get("model"), Mapping):
+        # a state dict's values are tensors: a mapping under "model" is a checkpoint's model weights
+        raise CheckpointMismatchError(
+            f"{source}: this is a training checkpoint (keys {', '.join(sorted(map(str, state))[:8])}), not a state "
+            f"dict of {type(target).__name__}: pass state['model'] to load_model_state")
+    not_tensors = sorted(str(k) for k, v in state.items() if not isinstance(v, torch.Tensor))
+    if not_tensors:
+        raise CheckpointMismatchError(
+            f"{source} is not a state dict of {type(target).__name__}: entries {', '.join(not_tensors[:8])} "
+            "are not tensors (expected a mapping of parameter names to tensors, e.g. checkpoint['model'])")
     state = _strip_prefix(state)
     diff = state_dict_differences(target.state_dict(), state)
     if any(diff.values()):
@@ -129,5 +184,5 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-__all__ = ["CheckpointMismatchError", "save_checkpoint", "load_checkpoint", "load_model_state",
+__all__ = ["CheckpointMismatchError", "LAST_CHECKPOINT", "save_checkpoint", "load_checkpoint", "load_model_state",
            "state_dict_differences", "unwrap_model", "rng_state", "set_rng_state"]

@@ -4,6 +4,10 @@ The protocol, for a query ``q`` with identity ``p_q`` seen by camera ``c_q``:
 
 * gallery items with the same identity **and** the same camera as the query are *junk*:
   they are removed from its ranked list (they are too easy: often the same tracklet);
+* gallery items with identity ``-1`` (:data:`JUNK_PID`, Market-1501's junk detections:
+  boxes too poor to count) are junk for *every* query: removed from every ranked list, so
+  they are neither matches nor non-matches (the official Market-1501 evaluation code does
+  the same; keeping them or dropping them from the gallery gives the same scores);
 * the remaining gallery items with identity ``p_q`` are its *matches* (true positives);
 * a query with no match left is *excluded* from every average and counted;
 * the gallery is ranked by increasing distance; **ties are broken by gallery index**
@@ -34,6 +38,7 @@ import torch
 from .distance import distance
 
 __all__ = [
+    "JUNK_PID",
     "evaluate",
     "evaluate_reference",
     "pool_multi_query",
@@ -41,6 +46,9 @@ __all__ = [
 ]
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence[int]
+
+# Gallery identity of Market-1501's junk images (file names "-1_c1s1_..."): ignored by every query.
+JUNK_PID = -1
 
 
 # --------------------------------------------------------------------------- input checks
@@ -55,6 +63,13 @@ def _as_labels(x: ArrayLike, name: str, length: int, length_name: str) -> np.nda
         raise ValueError(
             f"{name} has {arr.shape[0]} entries but {length_name} is {length}: "
             f"expected one label per row/column of distmat")
+    # Checked before any arithmetic: strings ("0001") and objects made np.isfinite below fail with
+    # numpy's "ufunc 'isfinite' not supported", which names neither the argument nor the fix.
+    if arr.dtype.kind not in "iufb":
+        hint = (f"; string ids such as '0001' must be converted first, e.g. np.asarray({name}, dtype=np.int64)"
+                if arr.dtype.kind in "USO" else "")
+        raise ValueError(f"{name} must hold integer labels (an integer dtype such as int64), "
+                         f"got dtype {arr.dtype}{hint}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
             raise ValueError(f"{name} must hold integer labels, got dtype {arr.dtype}")
@@ -109,6 +124,9 @@ def _prepare(distmat, q_pids, g_pids, q_camids, g_camids, max_rank):
     gp = _as_labels(g_pids, "g_pids", ng, "distmat.shape[1] (gallery size)")
     qc = _as_labels(q_camids, "q_camids", nq, "distmat.shape[0] (number of queries)")
     gc = _as_labels(g_camids, "g_camids", ng, "distmat.shape[1] (gallery size)")
+    if (gp == JUNK_PID).all():
+        raise ValueError(f"g_pids: all {ng} gallery items have identity {JUNK_PID} (junk under the "
+                         "Market-1501 protocol, ignored by every query): expected a gallery with real identities")
     return d, qp, gp, qc, gc, _check_max_rank(max_rank)
 
 
@@ -119,7 +137,7 @@ def _summarise(ranks_first: np.ndarray, ap: np.ndarray, inp: np.ndarray, valid: 
     num_valid = int(valid.sum())
     if num_valid == 0:
         raise ValueError(
-            "no query has a match in the gallery once same-camera matches (junk) are removed: "
+            "no query has a match in the gallery once same-camera matches and identity -1 (junk) are removed: "
             "expected query and gallery to share identities seen by different cameras "
             "(check q_pids/g_pids and q_camids/g_camids)")
     first = ranks_first[valid]
@@ -143,9 +161,10 @@ def _summarise(ranks_first: np.ndarray, ap: np.ndarray, inp: np.ndarray, valid: 
 # --------------------------------------------------------------------------- reference
 def evaluate_reference(distmat, q_pids, g_pids, q_camids, g_camids, *, max_rank: int = 50,
                        per_query: bool = False) -> dict:
-    """The Market-1501 protocol as a plain per-query loop: stable-sort each row, drop junk,
-    read off the ranks of the matches. Same inputs and outputs as :func:`evaluate`; slow
-    (one full sort per query) and kept as the definition that ``evaluate`` must match."""
+    """The Market-1501 protocol as a plain per-query loop: stable-sort each row, drop junk
+    (same identity and camera as the query, or gallery identity -1), read off the ranks of the
+    matches. Same inputs and outputs as :func:`evaluate`; slow (one full sort per query) and
+    kept as the definition that ``evaluate`` must match."""
     d, qp, gp, qc, gc, max_rank = _prepare(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
     dist = d.numpy() if d.device.type == "cpu" else d.cpu().numpy()
     nq = dist.shape[0]
@@ -159,7 +178,8 @@ def evaluate_reference(distmat, q_pids, g_pids, q_camids, g_camids, *, max_rank:
             raise _nonfinite_error(i, torch.from_numpy(np.ascontiguousarray(row)))
         order = np.argsort(row, kind="stable")
         same = gp[order] == qp[i]
-        keep = ~(same & (gc[order] == qc[i]))           # junk: same id, same camera
+        # junk: same id and same camera, or a gallery item of identity -1 (junk for every query)
+        keep = ~(same & (gc[order] == qc[i])) & (gp[order] != JUNK_PID)
         hit_ranks = np.flatnonzero(same[keep]) + 1      # 1-based ranks of the matches
         if hit_ranks.size == 0:
             continue
@@ -366,7 +386,11 @@ def evaluate(distmat: np.ndarray | torch.Tensor, q_pids: ArrayLike, g_pids: Arra
     Args:
         distmat: (Q, G) query-to-gallery distances (numpy or torch, any float dtype);
             smaller is more similar. Must be finite. Not copied when it is a CPU array.
-        q_pids, g_pids: (Q,), (G,) integer identities.
+        q_pids, g_pids: (Q,), (G,) integer identities (an integer dtype, or floats holding
+            whole numbers; strings such as "0001" are refused). Gallery items with identity
+            -1 (:data:`JUNK_PID`) are junk for every query, as in the Market-1501 protocol:
+            left out of every ranked list, like the same-identity same-camera items; a
+            query of identity -1 has no match and is excluded.
         q_camids, g_camids: (Q,), (G,) integer camera ids.
         max_rank: length of the returned CMC curve. Ranks beyond the gallery size simply
             repeat the last value (every valid query has its first match within G).
@@ -385,10 +409,20 @@ def evaluate(distmat: np.ndarray | torch.Tensor, q_pids: ArrayLike, g_pids: Arra
 
     Raises:
         ValueError: distmat not 2-D, empty, or not finite; a label array of the wrong
-            length; max_rank not a positive integer; no query with a valid match.
+            length or of a non-integer dtype; max_rank not a positive integer; every gallery
+            identity -1; no query with a valid match.
     """
     d, qp, gp, qc, gc, max_rank = _prepare(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
     nq, ng = d.shape
+    # Gallery identity -1 is junk for every query: drop those columns from each chunk (after the
+    # finiteness check, which covers the whole matrix as evaluate_reference's does). Order is
+    # kept, so ties are still broken by the original gallery index.
+    junk_cols = gp == JUNK_PID
+    kept_cols = None
+    if junk_cols.any():                      # not all: _prepare refuses an all-junk gallery
+        kept_cols = torch.from_numpy(np.flatnonzero(~junk_cols))
+        gp, gc = gp[~junk_cols], gc[~junk_cols]
+        ng = gp.size
     g_order, start, count = _same_pid_index(qp, gp)
     nbins = _num_bins(ng)
     if chunk_size is None:
@@ -415,6 +449,8 @@ def evaluate(distmat: np.ndarray | torch.Tensor, q_pids: ArrayLike, g_pids: Arra
             if bool(bad.any()):
                 row = int(torch.nonzero(bad)[0])
                 raise _nonfinite_error(s + row, x[row])
+        if kept_cols is not None:
+            x = x.index_select(1, kept_cols)     # contiguous (c, G') without the junk gallery items
         cnt = count[s:e]
         smax = int(cnt.max())
         if smax == 0:

@@ -8,26 +8,37 @@ so a 256x128 image gives a 16x8 map instead of 8x4 at no extra parameters.
 Weights (``pretrained`` / ``weights_path``):
 
 * ``pretrained=True`` loads torchvision's ImageNet weights (``IMAGENET1K_V1``, the weights the
-  re-ID literature used) through torchvision's weights API, which downloads once into
-  ``$TORCH_HOME/hub/checkpoints/`` (default ``~/.cache/torch``) and reuses that file offline.
-  A string picks another torchvision weights entry, e.g. ``pretrained="IMAGENET1K_V2"``.
+  re-ID literature used) from the torch hub cache, ``$TORCH_HOME/hub/checkpoints/<file name of
+  the weights' URL>`` (default ``~/.cache/torch``), downloading the file there once when absent
+  (its SHA-256 prefix, part of the file name, is checked) and reusing it offline. A string picks
+  another torchvision weights entry, e.g. ``pretrained="IMAGENET1K_V2"``.
 * ``weights_path=`` loads a local state-dict file, in torchvision's ResNet key layout
   (``conv1.weight``, ..., ``fc.*`` ignored) or in this backbone's own (``stem.conv1.weight``, ...).
+
+Security: every weights file -- the hub cache included -- is read by :func:`load_state_dict_file`,
+that is ``torch.load(..., weights_only=True)``, never through torchvision's loader (which
+unpickles without ``weights_only``): a pickle planted in the cache or handed over as a weights
+file is refused with an error naming the file, instead of running its code. Any new loader of
+weight files (e.g. for the EfficientNet-Lite backbone) must go through that function too.
 """
 from __future__ import annotations
 
 import http.client
 import os
+import pickle
+import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.error import URLError
+from urllib.parse import urlparse
 
 import torch
 import torchvision
 from torch import Tensor, nn
 
-__all__ = ["RESNETS", "ResNetBackbone", "build_backbone", "load_backbone_weights", "set_last_stride"]
+__all__ = ["RESNETS", "ResNetBackbone", "build_backbone", "hub_cache_path", "load_backbone_weights",
+           "load_state_dict_file", "set_last_stride"]
 
 RESNETS: dict[str, str] = {
     "resnet18": "ResNet18_Weights",
@@ -127,24 +138,115 @@ def _torchvision_weights(name: str, pretrained: bool | str) -> torchvision.model
                          f"choose True or one of {[w.name for w in enum]}") from None
 
 
-def _download_state(name: str, weights: torchvision.models.WeightsEnum) -> Mapping[str, Tensor]:
-    filename = os.path.basename(weights.url)
-    cache = Path(torch.hub.get_dir()) / "checkpoints" / filename
+def explain_torch_load_error(err: BaseException) -> str:
+    """A short reason for a failed ``torch.load(..., weights_only=True)``, for error messages.
+
+    torch's own message for a refused object is long and suggests ``weights_only=False``; here a
+    refused global is named and called what it is (unpickling it could run code), and the other
+    failures (not a torch file, truncated, corrupt) say so in one line.
+    """
+    text = str(err)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.<>]+)", text)
+    if refused:
+        return (f"it holds a Python object ({refused.group(1)}) that torch.load(weights_only=True) refuses to "
+                "unpickle, because unpickling such objects can run arbitrary code; a weights file holds only "
+                "tensors, numbers, strings and plain containers. Do not load it with weights_only=False "
+                "unless you trust where it came from")
+    if isinstance(err, EOFError):
+        return "the file ends early (truncated?)"
+    if isinstance(err, pickle.UnpicklingError) or "Weights only load failed" in text:
+        detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n\n", text, re.S)
+        return ("it is not a file written by torch.save, or it is corrupt"
+                + (f" ({detail.group(1).strip()})" if detail else ""))
+    first = text.split(". ")[0].strip() or type(err).__name__
+    return f"it is corrupt or truncated ({first})" if "zip archive" in text else f"{type(err).__name__}: {first}"
+
+
+def load_state_dict_file(path: str | os.PathLike, *, label: str | None = None,
+                         expected: str = "a state dict") -> dict[str, Tensor]:
+    """Read a state-dict file safely: ``torch.load(path, map_location="cpu", weights_only=True)``.
+
+    The one way reidlib reads a weights file (``weights_path=``, the torch hub cache of
+    ``pretrained=True``, and any future loader such as EfficientNet-Lite's): ``weights_only``
+    refuses pickles that would run code. Every failure names the file (as ``label=<path>`` when
+    ``label`` is given, e.g. ``"weights_path"``) and what was expected.
+
+    Returns:
+        the state dict: a mapping of parameter names to tensors (on the CPU).
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder. FileNotFoundError: no such file.
+        RuntimeError: the file is empty, cannot be read with ``weights_only=True`` (refused
+            objects, corrupt, not a torch file), or holds something other than a state dict.
+    """
+    path = Path(path)
+    where = f"{label}={str(path)!r}" if label else str(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{where} is a folder: expected a file holding {expected} (saved by torch.save)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}: no such file (expected {expected})")
+    if path.stat().st_size == 0:
+        raise RuntimeError(f"{where}: the file is empty (0 bytes); expected {expected} saved by torch.save "
+                           "(an interrupted download or copy?)")
     try:
-        return weights.get_state_dict(progress=True)
-    except Exception as err:
-        if cache.is_file() and not isinstance(err, (URLError, http.client.HTTPException)):
-            raise RuntimeError(f"{name}: the cached weights file {cache} cannot be loaded ({err}); "
-                               f"delete it to download again, or replace it with {weights.url}") from err
-        if not isinstance(err, (URLError, OSError, http.client.HTTPException)):
-            raise
-        raise RuntimeError(
-            f"{name}: could not get the ImageNet weights {weights} ({err}). Without network access, "
-            f"provide them one of two ways: (1) pass weights_path='/path/to/{filename}' (a state dict "
-            f"saved by torch.save, e.g. downloaded from {weights.url} on another machine), or "
-            f"(2) place that file at {cache} (torchvision's cache; set TORCH_HOME to move it), then "
-            f"pretrained=True finds it offline. Or use pretrained=False for random initialisation."
-        ) from err
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors have many types
+        raise RuntimeError(f"{where}: cannot read it as {expected} with torch.load(weights_only=True): "
+                           f"{explain_torch_load_error(err)}") from err
+    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
+        hint = ""
+        if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+            hint = " It looks like a training checkpoint: save or pass its state['model'] instead."
+        raise RuntimeError(f"{where}: expected {expected} (a mapping of parameter names to tensors), "
+                           f"got {type(state).__name__}" + (f" with keys {sorted(map(str, state))[:8]}"
+                                                            if isinstance(state, Mapping) else "") + "." + hint)
+    return dict(state)
+
+
+def hub_cache_path(weights: torchvision.models.WeightsEnum) -> Path:
+    """Where torch hub keeps the file of ``weights``: ``torch.hub.get_dir()/checkpoints/<file name of its
+    URL>`` (``$TORCH_HOME/hub/checkpoints/...``), the path torchvision's own loader uses."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+
+def _offline_error(name: str, weights: torchvision.models.WeightsEnum, cache: Path, err: BaseException) -> RuntimeError:
+    return RuntimeError(
+        f"{name}: could not get the ImageNet weights {weights} ({err}). Without network access, "
+        f"provide them one of two ways: (1) pass weights_path='/path/to/{cache.name}' (a state dict "
+        f"saved by torch.save, e.g. downloaded from {weights.url} on another machine), or "
+        f"(2) place that file at {cache} (torchvision's cache; set TORCH_HOME to move it), then "
+        f"pretrained=True finds it offline. Or use pretrained=False for random initialisation.")
+
+
+def _download_state(name: str, weights: torchvision.models.WeightsEnum) -> dict[str, Tensor]:
+    """The state dict of torchvision ``weights`` from the hub cache, downloaded there first if absent.
+
+    Not ``weights.get_state_dict()``: torchvision unpickles the cached file without
+    ``weights_only``, so a file planted in the cache would run code. Here the cache path is
+    computed as torchvision would, the download (only when absent) checks the SHA-256 prefix
+    in the file name as ``check_hash=True`` would, and the file is read by
+    :func:`load_state_dict_file`.
+    """
+    cache = hub_cache_path(weights)
+    if not cache.exists():
+        digest = torch.hub.HASH_REGEX.search(cache.name)   # resnet18-f37072fd.pth -> f37072fd
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            # writes a temporary file and moves it into place: never a half file at `cache`
+            torch.hub.download_url_to_file(weights.url, str(cache), digest.group(1) if digest else None, progress=True)
+        except (URLError, OSError, http.client.HTTPException) as err:
+            raise _offline_error(name, weights, cache, err) from err
+        except RuntimeError as err:
+            if "invalid hash value" not in str(err):
+                raise
+            raise RuntimeError(f"{name}: the file downloaded from {weights.url} does not match the SHA-256 prefix "
+                               f"in its name ({err}); nothing was written to {cache}. Download it again, or pass "
+                               f"weights_path= a copy you trust") from err
+    try:
+        return load_state_dict_file(cache, expected=f"the state dict of {name}")
+    except (RuntimeError, OSError) as err:
+        raise RuntimeError(f"{name}: the cached weights file {cache} cannot be loaded ({err}); "
+                           f"delete it to download again, or replace it with {weights.url}") from err
 
 
 def build_backbone(
@@ -168,14 +270,8 @@ def build_backbone(
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(RESNETS)}")
     backbone = ResNetBackbone(getattr(torchvision.models, name)(weights=None), name=name, last_stride=last_stride)
     if weights_path is not None:
-        path = Path(weights_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"weights_path={str(path)!r}: no such file (expected a state dict of {name})")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # unpickling errors have many types
-            raise RuntimeError(f"{path}: cannot read it as a state dict with torch.load(weights_only=True): {err}") from err
-        load_backbone_weights(backbone, state, str(path))
+        state = load_state_dict_file(weights_path, label="weights_path", expected=f"a state dict of {name}")
+        load_backbone_weights(backbone, state, str(weights_path))
     elif pretrained:
         weights = _torchvision_weights(name, pretrained)
         load_backbone_weights(backbone, _download_state(name, weights), f"torchvision {weights}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import chromium_executable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "book" / "foundations" / "erasing.ipynb"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

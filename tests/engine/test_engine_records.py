@@ -10,7 +10,7 @@ import torch
 
 from reidlib.engine import records as rr
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sample_record() -> dict:

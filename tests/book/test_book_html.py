@@ -16,7 +16,7 @@ import pytest
 from bs4 import BeautifulSoup
 from conftest import chromium_executable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 # Pages the browser test opens: the introduction and the evaluation chapter.
 BROWSER_PAGES = ["book/intro.html", "book/foundations/evaluation.html"]

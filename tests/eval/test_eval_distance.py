@@ -82,7 +82,7 @@ def test_peak_memory_is_one_float32_result():
         print((after - before) * 1024, d.nbytes)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
     grown, nbytes = map(int, out.stdout.split())
     assert grown < 1.35 * nbytes, f"peak memory grew by {grown / 2**20:.1f} MiB for a {nbytes / 2**20:.1f} MiB result"
 

@@ -15,7 +15,7 @@ import torch
 
 from reidlib.engine.checkpoint import load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EPOCHS, STEPS = 3, 4  # ToyBatches(32, 8): 4 steps per epoch
 
 SCRIPT = r"""
@@ -36,7 +36,7 @@ torch.save({"model": trainer.module.state_dict(), "history": trainer.history}, o
 def _start(tmp: Path, ckdir: Path, out: Path, mode: str) -> subprocess.Popen:
     script = tmp / "run.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "engine")]), OMP_NUM_THREADS="1")
     return subprocess.Popen([sys.executable, str(script), str(ckdir), str(out), mode], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp)
 

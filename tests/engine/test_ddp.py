@@ -18,7 +18,7 @@ import torch
 
 from reidlib.engine.distributed import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 WORKER = r"""
 import sys, torch
@@ -46,7 +46,7 @@ def _run(tmp: Path, nproc: int) -> dict:
     script = tmp / "worker.py"
     script.write_text(WORKER)
     out = tmp / f"out{nproc}.pt"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "engine")]), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
            "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(script), str(out)]
     p = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=240)

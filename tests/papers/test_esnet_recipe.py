@@ -11,7 +11,7 @@ import pytest
 from reidlib.engine.records import read_record
 from reidlib.papers.esnet import RECIPE, VARIANTS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "book" / "esnet" / "train.ipynb"
 TINY = dict(dataset="synthped", synthped_preset="tiny", variant="esnet", height=64, width=32, epochs=2, P=4, K=4,
             warmup_epochs=1, milestones="[1]", eval_every=2, max_steps_per_epoch=2, device="cpu", num_threads=1,
