@@ -36,7 +36,8 @@ torch.save({"model": trainer.module.state_dict(), "history": trainer.history}, o
 def _start(tmp: Path, ckdir: Path, out: Path, mode: str) -> subprocess.Popen:
     script = tmp / "run.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "engine")]), OMP_NUM_THREADS="1")
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "engine")])
+    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1")
     return subprocess.Popen([sys.executable, str(script), str(ckdir), str(out), mode], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp)
 

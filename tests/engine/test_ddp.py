@@ -46,7 +46,8 @@ def _run(tmp: Path, nproc: int) -> dict:
     script = tmp / "worker.py"
     script.write_text(WORKER)
     out = tmp / f"out{nproc}.pt"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "engine")]), OMP_NUM_THREADS="1")
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "engine")])
+    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
            "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(script), str(out)]
     p = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=240)
