@@ -246,21 +246,28 @@ def check_identities(records: Iterable[Record], table: pd.DataFrame, *, what: st
     of the other split. ``what`` names the records in the message (e.g. ``"training"``).
     """
     _check_table(table, "check_identities")
+    if problem := _identity_problem(records, table, what=what, ignore=ignore):
+        source = table.attrs.get("source", "the attribute table")
+        raise AttributeFileMismatchError(
+            f"{source}: {problem}. Is it the attribute file of another dataset (market_attribute.mat "
+            f"belongs to Market-1501, duke_attribute.mat to DukeMTMC-reID)?")
+
+
+def _identity_problem(records: Iterable[Record], table: pd.DataFrame, *, what: str = "",
+                      ignore: Iterable[int] = (0, -1)) -> str | None:
+    """What :func:`check_identities` reports (without the file name), or ``None`` when all is well."""
     wanted = {_record_pid(r) for r in records} - {int(i) for i in ignore}
     have = {int(p) for p in table.index}
     missing = sorted(wanted - have)
     if not missing:
-        return
-    source = table.attrs.get("source", "the attribute table")
+        return None
     split = table.attrs.get("split")
     labels = f"{table.attrs['dataset']}-attribute labels" if table.attrs.get("dataset") else "labels"
     span = f" ({min(have):04d}..{max(have):04d})" if have else ""
     kind = f"{what} " if what else ""
-    raise AttributeFileMismatchError(
-        f"{source}: {len(missing)} of the {len(wanted)} {kind}identities of the dataset are missing from "
-        f"the attribute file{f' (its {split!r} split)' if split else ''}, e.g. {_ids(missing[:5])}; the file "
-        f"holds {labels} of {len(have)} identities{span}. Is it the attribute file of another dataset "
-        f"(market_attribute.mat belongs to Market-1501, duke_attribute.mat to DukeMTMC-reID)?")
+    return (f"{len(missing)} of the {len(wanted)} {kind}identities of the dataset are missing from the attribute "
+            f"file{f' (its {split!r} split)' if split else ''}, e.g. {_ids(missing[:5])}; the file holds "
+            f"{labels} of {len(have)} identities{span}")
 
 
 def attributes_for_records(records: Sequence[Record], table: pd.DataFrame, *, strict: bool = False) -> pd.DataFrame:

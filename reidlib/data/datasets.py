@@ -28,6 +28,8 @@ Layouts (``root`` is the folder that holds the dataset's own top folders):
 """
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import os
 import random
@@ -39,23 +41,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from reidlib.registry import Registry
 
-from .errors import DatasetLayoutError, DatasetNotFoundError  # re-exported: their old home
+from .errors import (  # re-exported: their old home
+    AttributeFileMismatchError,
+    DatasetLayoutError,
+    DatasetNotFoundError,
+    UnknownOptionError,
+)
 from .image_record import Record
 
 __all__ = [
     "DATASETS",
     "OFFICIAL_COUNTS",
+    "AttributeFileMismatchError",
     "DatasetLayoutError",
     "DatasetNotFoundError",
+    "UnknownOptionError",
     "NamePattern",
     "PATTERNS",
     "ReIDDataset",
     "build_dataset",
     "parse_filename",
+    "parser_options",
     "register_dataset",
     "relabel",
 ]
@@ -112,11 +123,14 @@ PATTERNS["synthped"] = NamePattern(PATTERNS["market1501"].regex, "0002_c1s1_0004
 def parse_filename(name: str, pattern: NamePattern | str) -> tuple[int, int, dict[str, Any]]:
     """Parse one file name into ``(pid, camid, extra)``; ``camid`` is 0-based.
 
-    Raises :class:`DatasetLayoutError` when the name does not match or the camera is out of range.
+    ``pattern`` is a :class:`NamePattern` or the name of one in :data:`PATTERNS` (dataset aliases
+    such as ``"market"`` work too). Raises :class:`DatasetLayoutError` when the name does not match
+    or the camera is out of range.
     """
-    if isinstance(pattern, str):
-        pattern = PATTERNS[pattern]
-    m = pattern.regex.match(os.path.basename(name))
+    pattern = _name_pattern(pattern)
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"parse_filename: name must be a file name or path (str), got {type(name).__name__} {name!r}")
+    m = pattern.regex.match(os.path.basename(os.fspath(name)))
     if m is None:
         raise DatasetLayoutError(
             f"{name}: file name does not match the expected pattern {pattern.regex.pattern!r} "
@@ -129,6 +143,19 @@ def parse_filename(name: str, pattern: NamePattern | str) -> tuple[int, int, dic
         raise DatasetLayoutError(f"{name}: camera {cam} is out of range (expected {pattern.cam_base}{hi})")
     extra = {k: int(v) if v.isdigit() else v for k, v in groups.items() if v is not None}
     return pid, camid, extra
+
+
+def _name_pattern(pattern: NamePattern | str) -> NamePattern:
+    if isinstance(pattern, NamePattern):
+        return pattern
+    if isinstance(pattern, str):
+        if pattern in PATTERNS:
+            return PATTERNS[pattern]
+        if pattern in DATASETS and _canonical(pattern) in PATTERNS:
+            return PATTERNS[_canonical(pattern)]
+    raise ValueError(f"parse_filename: pattern must be a NamePattern or one of {sorted(PATTERNS)}, got {pattern!r}"
+                     + (" (that dataset has no file-name pattern: its names carry no camera)"
+                        if isinstance(pattern, str) and pattern in DATASETS else ""))
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,10 +284,68 @@ def build_dataset(name: str, root: str | os.PathLike[str], **options: Any) -> Re
         **options: parser options (``market1501_500k``, ``split``, ``test_size``, ``verify``...).
     """
     parser = DATASETS.get(name)
+    _check_options(_canonical(name), parser, options)
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"build_dataset: root must be a folder path (str or os.PathLike), got "
+                        f"{type(root).__name__} {root!r}")
     root = Path(root).expanduser()
+    if root.is_file():
+        raise DatasetNotFoundError(f"dataset root {root} is a file, not a folder: pass the folder that holds "
+                                   f"the dataset's own top folders")
     if not root.is_dir():
         raise DatasetNotFoundError(f"dataset root {root} does not exist or is not a folder")
     return parser(root.resolve(), **options)
+
+
+def parser_options(name: str) -> list[str]:
+    """The options (keyword arguments) the parser of dataset ``name`` takes."""
+    return sorted(_known_options(DATASETS.get(name)) or [])
+
+
+def _known_options(parser: Callable[..., Any]) -> set[str] | None:
+    """Keyword options of ``parser`` (``None`` where it takes ``**kwargs``)."""
+    params = list(inspect.signature(parser).parameters.values())[1:]  # after root
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+
+
+def _check_options(name: str, parser: Callable[..., Any], options: Mapping[str, Any]) -> None:
+    known = _known_options(parser)
+    if known is None:
+        return
+    if unknown := sorted(set(options) - known):
+        others = {d: _known_options(DATASETS.get(d)) or set() for d in DATASETS.names() if d != name}
+        hints = []
+        for key in unknown:
+            if close := difflib.get_close_matches(key, known, n=1):
+                hints.append(f"{key!r}: did you mean {close[0]!r}?")
+                continue
+            for guess in [key] + difflib.get_close_matches(key, set().union(*others.values()), n=1):
+                if elsewhere := sorted(d for d, opts in others.items() if guess in opts):
+                    hints.append(f"{guess!r} is an option of {', '.join(elsewhere)} only")
+                    break
+        raise UnknownOptionError(
+            f"build_dataset({name!r}): unknown option{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(k) for k in unknown)}; the options of {name} are {sorted(known)}"
+            + (f" ({'; '.join(hints)})" if hints else ""))
+
+
+def _check_verify(verify: Any, name: str) -> None:
+    if not isinstance(verify, str) or verify not in ("warn", "strict", "off"):
+        raise ValueError(f"verify must be 'warn', 'strict' or 'off' (option 'verify' of {name}), got {verify!r}")
+
+
+def _check_flag(option: str, value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"option {option!r} of {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_int_option(option: str, value: Any, name: str) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValueError(f"option {option!r} of {name} must be an int, got {value!r}")
+    return int(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,19 +434,44 @@ def _verify_counts(ds: ReIDDataset, key: str | None, verify: Verify, *, skip: Se
 
 
 def _attach_attribute_file(path: Path | None, train: list[Record], query: list[Record],
-                           gallery: list[Record]) -> tuple[dict[str, pd.DataFrame] | None, tuple[list[Record], ...]]:
-    """Load an attribute file (train ids -> train split, test ids -> query and gallery) where given."""
+                           gallery: list[Record], *, name: str, expected: str, root: Path,
+                           fix: str | None = None
+                           ) -> tuple[dict[str, pd.DataFrame] | None, tuple[list[Record], ...]]:
+    """Load an attribute file (train ids -> train split, test ids -> query and gallery) where given.
+
+    The file must hold ``expected`` (``"market"`` / ``"duke"``) labels, and every train identity must
+    be in its train split and every query identity in its test split (gallery-only identities,
+    e.g. Duke's distractor ids, may be unlabelled): otherwise it is another dataset's file, and an
+    :class:`AttributeFileMismatchError` names it.
+    """
     if path is None:
         return None, (train, query, gallery)
-    from .attributes import attach_attributes, load_attribute_file  # attributes imports this module
+    from .attributes import _identity_problem, attach_attributes, load_attribute_file  # attributes imports this module
     tables = load_attribute_file(path)
+    problems = [problem for records, split, what in ((train, "train", "training"), (query, "test", "query"))
+                if (problem := _identity_problem(records, tables[split], what=what))]
+    kind = tables["train"].attrs.get("dataset")
+    if kind != expected:
+        problems.insert(0, f"it holds {kind}-attribute labels (variable '{kind}_attribute'), but the dataset is "
+                           f"{name}, whose labels are '{expected}_attribute' ({expected}_attribute.mat)")
+    if problems:
+        raise AttributeFileMismatchError(
+            f"{path}: this attribute file does not belong to the {name} dataset at {root}:\n  "
+            + "\n  ".join(problems) + f"\nFix: {fix or f'pass the attribute file of {name} (option attribute_file)'}.")
     return tables, (attach_attributes(train, tables["train"]), attach_attributes(query, tables["test"]),
                     attach_attributes(gallery, tables["test"]))
 
 
 def _attribute_path(root: Path, option: str | os.PathLike[str] | None, default_name: str) -> Path | None:
     if option is not None:
-        return Path(option)
+        if not isinstance(option, (str, os.PathLike)):
+            raise ValueError(f"option 'attribute_file' must be a path to {default_name} (str or os.PathLike), "
+                             f"got {type(option).__name__} {option!r}")
+        path = Path(option).expanduser()
+        if not path.exists() and not path.is_absolute() and (root / path).is_file():
+            raise DatasetNotFoundError(f"attribute file {path} does not exist (relative paths are relative to the "
+                                       f"working directory, not to root); found {root / path}: pass that path")
+        return path
     return root / default_name if (root / default_name).is_file() else None
 
 
@@ -417,11 +527,17 @@ def market1501(root: Path, *, market1501_500k: bool = False, distractors_dir: st
             where it exists. Its labels go to ``ds.attributes`` and ``record.extra["attributes"]``.
         verify: ``"warn"`` | ``"strict"`` | ``"off"``: what a count mismatch does.
     """
+    _check_verify(verify, "market1501")
+    if _check_flag("market1501_500k", market1501_500k, "market1501"):
+        if not isinstance(distractors_dir, (str, os.PathLike)) or not os.fspath(distractors_dir):
+            raise ValueError(f"option 'distractors_dir' of market1501 must be a folder name under root, "
+                             f"got {distractors_dir!r}")
     extra = root / distractors_dir if market1501_500k else None
+    attribute_path = _attribute_path(root, attribute_file, "market_attribute.mat")
     train, query, gallery = _parse_market_layout(root, PATTERNS["market1501"], MARKET_LAYOUT,
                                                  extra_gallery=extra)
-    tables, (train, query, gallery) = _attach_attribute_file(
-        _attribute_path(root, attribute_file, "market_attribute.mat"), train, query, gallery)
+    tables, (train, query, gallery) = _attach_attribute_file(attribute_path, train, query, gallery,
+                                                             name="market1501", expected="market", root=root)
     ds = ReIDDataset("market1501" + ("+500k" if market1501_500k else ""), root, train, query, gallery,
                      layout=MARKET_LAYOUT, sources=_market_sources(root), attributes=tables)
     _verify_counts(ds, "market1501", verify, skip=("gallery",) if market1501_500k else ())
@@ -441,9 +557,11 @@ def dukemtmc(root: Path, *, attribute_file: str | os.PathLike[str] | None = None
 
     ``attribute_file``: ``duke_attribute.mat`` (default ``<root>/duke_attribute.mat`` where it exists).
     """
+    _check_verify(verify, "dukemtmc")
+    attribute_path = _attribute_path(root, attribute_file, "duke_attribute.mat")
     train, query, gallery = _parse_market_layout(root, PATTERNS["dukemtmc"], DUKE_LAYOUT)
-    tables, (train, query, gallery) = _attach_attribute_file(
-        _attribute_path(root, attribute_file, "duke_attribute.mat"), train, query, gallery)
+    tables, (train, query, gallery) = _attach_attribute_file(attribute_path, train, query, gallery,
+                                                             name="dukemtmc", expected="duke", root=root)
     ds = ReIDDataset("dukemtmc", root, train, query, gallery, layout=DUKE_LAYOUT,
                      sources=_market_sources(root), attributes=tables)
     _verify_counts(ds, "dukemtmc", verify)
@@ -466,7 +584,8 @@ def cuhk03_np(root: Path, *, split: str = "labeled", verify: Verify = "warn", va
     if variant is not None:
         warnings.warn("cuhk03_np(variant=...) is deprecated; use split=...", DeprecationWarning, stacklevel=3)
         split = variant
-    if split not in ("labeled", "detected"):
+    _check_verify(verify, "cuhk03_np")
+    if not isinstance(split, str) or split not in ("labeled", "detected"):
         raise ValueError(f"split must be 'labeled' or 'detected' (option 'split' of cuhk03_np), got {split!r}")
     variant = split
     sub = _require_dir(root / variant, CUHK03_LAYOUT)
@@ -486,6 +605,7 @@ VERI_LAYOUT = """<root>/
 @register_dataset("veri776", "veri", "veri-776")
 def veri776(root: Path, *, verify: Verify = "warn") -> ReIDDataset:
     """VeRi-776 (Liu et al., ICME 2016 / ECCV 2016): 20 cameras, 576 train / 200 test vehicles."""
+    _check_verify(verify, "veri776")
     pattern = PATTERNS["veri776"]
     train = _read_folder(root / "image_train", pattern, VERI_LAYOUT)
     query = _read_folder(root / "image_query", pattern, VERI_LAYOUT)
@@ -539,6 +659,8 @@ def msmt17(root: Path, *, include_val: bool = True, verify: Verify = "warn") -> 
         include_val: train on ``list_train + list_val`` (the official 32,621-image training set;
             the val list holds more images of the train identities). ``False``: ``list_train`` only.
     """
+    _check_verify(verify, "msmt17")
+    include_val = _check_flag("include_val", include_val, "msmt17")
     train_dir = _require_dir(root / "train", MSMT_LAYOUT)
     test_dir = _require_dir(root / "test", MSMT_LAYOUT)
     pattern = PATTERNS["msmt17"]
@@ -590,8 +712,11 @@ def vehicleid(root: Path, *, test_size: int = 800, seed: int = 0, verify: Verify
     queries get ``camid`` 0 and gallery images ``camid`` 1, so that the usual same-camera
     filtering of evaluation removes nothing. Train images get ``camid`` 0.
     """
-    if test_size not in VEHICLEID_TEST_SIZES:
-        raise ValueError(f"test_size must be one of {VEHICLEID_TEST_SIZES}, got {test_size!r}")
+    _check_verify(verify, "vehicleid")
+    if isinstance(test_size, bool) or test_size not in VEHICLEID_TEST_SIZES:
+        raise ValueError(f"test_size must be one of {VEHICLEID_TEST_SIZES} (option 'test_size' of vehicleid), "
+                         f"got {test_size!r}")
+    seed = _check_int_option("seed", seed, "vehicleid")
     image_dir = _require_dir(root / "image", VEHICLEID_LAYOUT)
     split_dir = _require_dir(root / "train_test_split", VEHICLEID_LAYOUT)
     with os.scandir(image_dir) as it:
@@ -671,6 +796,8 @@ def synthped(root: Path, *, attributes: bool = True, verify: Verify = "warn") ->
     puts each identity's binary attributes into ``record.extra["attributes"]``; loads
     ``manifest.json`` into ``ds.manifest`` and checks the counts it records, if any.
     """
+    _check_verify(verify, "synthped")
+    attributes = _check_flag("attributes", attributes, "synthped")
     manifest = None
     if (root / "manifest.json").is_file():
         try:
@@ -684,7 +811,9 @@ def synthped(root: Path, *, attributes: bool = True, verify: Verify = "warn") ->
     train, query, gallery = _parse_market_layout(root, pattern, SYNTHPED_LAYOUT, ignore=_synthped_ignore(manifest))
     attr_file = root / "market_attribute.mat"
     tables, (train, query, gallery) = _attach_attribute_file(
-        attr_file if attributes and attr_file.is_file() else None, train, query, gallery)
+        attr_file if attributes and attr_file.is_file() else None, train, query, gallery,
+        name="synthped", expected="market", root=root,
+        fix="regenerate the dataset (synthped.generate(..., overwrite=True)) or pass attributes=False")
     ds = ReIDDataset("synthped", root, train, query, gallery, layout=SYNTHPED_LAYOUT,
                      sources=_market_sources(root), attributes=tables, manifest=manifest)
     if verify != "off":

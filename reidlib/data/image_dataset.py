@@ -1,6 +1,7 @@
 """A torch ``Dataset`` over records: loads each image with PIL as RGB and applies a transform."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,11 @@ def read_image(path: str | Path) -> Image.Image:
     Raises :class:`DatasetNotFoundError` for a missing file and :class:`UnreadableImageError`
     (naming the file) for one PIL cannot decode: empty, truncated, or not an image.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"read_image: path must be a str or os.PathLike, got {type(path).__name__} {path!r}")
     path = Path(path)
+    if path.is_dir():
+        raise UnreadableImageError(f"{path}: is a folder, not an image file")
     try:
         with Image.open(path) as img:
             return img.convert("RGB")  # convert() decodes the whole file, so truncation shows here
@@ -57,13 +62,31 @@ class ImageDataset(Dataset):
     """
 
     def __init__(self, records: Sequence[Record], transform: Callable[[Any], Any] | None = None) -> None:
+        if hasattr(records, "train") and hasattr(records, "gallery"):  # a ReIDDataset
+            raise TypeError("ImageDataset takes the records of one split: pass ds.train, ds.query or ds.gallery, "
+                            "not the ReIDDataset")
+        if isinstance(records, (str, bytes, os.PathLike)) or not hasattr(records, "__iter__"):
+            raise TypeError(f"ImageDataset: records must be a sequence of Record, got {type(records).__name__}")
         self.records = list(records)
+        for i, r in enumerate(self.records):
+            if not all(hasattr(r, a) for a in ("path", "pid", "camid")):
+                raise TypeError(f"ImageDataset: records[{i}] is a {type(r).__name__} ({r!r:.80}), not a Record with "
+                                "path, pid and camid (build the records with build_dataset or Record(path, pid, camid))")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"ImageDataset: transform must be callable (e.g. build_transforms(...)) or None, "
+                            f"got {type(transform).__name__}")
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int, int]:
+        if isinstance(index, torch.Tensor) and index.dim() == 0:
+            index = int(index)
+        if not isinstance(index, int) and not hasattr(index, "__index__"):
+            raise TypeError(f"ImageDataset index must be an int, got {type(index).__name__} {index!r}")
+        if not -len(self.records) <= index < len(self.records):
+            raise IndexError(f"ImageDataset index {index} is out of range: the dataset has {len(self.records)} images")
         record = self.records[index]
         image: Any = read_image(record.path)
         if self.transform is not None:

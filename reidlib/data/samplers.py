@@ -49,9 +49,24 @@ def max_pk_batches(chunks: Sequence[int] | np.ndarray, p: int) -> int:
     return lo
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_int(name: str, value: Any, low: int, what: str = "") -> int:
+    if not _is_int(value) or int(value) < low:
+        raise ValueError(f"{name} must be an int >= {low}{what}, got {value!r}")
+    return int(value)
+
+
 def _pids_array(pids: Any) -> np.ndarray:
+    if hasattr(pids, "records") and not isinstance(pids, (np.ndarray, torch.Tensor)):  # an ImageDataset
+        pids = pids.records
     if isinstance(pids, torch.Tensor):
         pids = pids.detach().cpu().numpy()
+    elif isinstance(pids, (str, bytes)) or not hasattr(pids, "__len__") or not hasattr(pids, "__getitem__"):
+        raise ValueError(f"pids must be a 1-D sequence of integer identity labels (or records with .pid), "
+                         f"got {type(pids).__name__}")
     elif len(pids) and hasattr(pids[0], "pid"):  # records
         pids = [r.pid for r in pids]
     arr = np.asarray(pids)
@@ -95,11 +110,15 @@ class PKSampler(Sampler[list[int]]):
     def __init__(self, pids: Any, p: int, k: int, *, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None) -> None:
         self.pids = _pids_array(pids)
-        if int(p) < 1 or int(k) < 1:
-            raise ValueError(f"P and K must be >= 1, got p={p!r}, k={k!r}")
-        if int(seed) < 0:
-            raise ValueError(f"seed must be >= 0, got {seed!r}")
+        if not (_is_int(p) and _is_int(k) and p >= 1 and k >= 1):
+            raise ValueError(f"P and K must be ints >= 1 (p: identities per batch, k: images per identity), "
+                             f"got p={p!r}, k={k!r}")
+        if not _is_int(seed) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         self.p, self.k, self.seed = int(p), int(k), int(seed)
+        for name, value in (("rank", rank), ("world_size", world_size)):
+            if value is not None and not _is_int(value):
+                raise ValueError(f"{name} must be an int (or None: from torch.distributed), got {value!r}")
         self.rank, self.world_size = _dist_defaults(rank, world_size)
         if self.world_size < 1 or not 0 <= self.rank < self.world_size:
             raise ValueError(f"need 0 <= rank < world_size, got rank={self.rank}, world_size={self.world_size}")
@@ -108,6 +127,8 @@ class PKSampler(Sampler[list[int]]):
         bounds = np.cumsum(np.bincount(inverse, minlength=len(self.identities)))[:-1]
         self.indices_by_id: list[np.ndarray] = np.split(order, bounds) if len(order) else []
         self.chunks = np.array([max(1, len(ix) // self.k) for ix in self.indices_by_id], dtype=np.int64)
+        if len(self.pids) == 0:
+            raise ValueError("pids is empty: PKSampler needs the identity labels of a non-empty dataset")
         if len(self.identities) < self.p:
             raise ValueError(f"P={self.p} identities per batch, but the dataset has only {len(self.identities)} "
                              "identities: lower p")
@@ -126,8 +147,7 @@ class PKSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch the next iteration yields; a different epoch than the current one
         drops any pending resume position."""
-        if int(epoch) < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch!r}")
+        epoch = _check_int("epoch", epoch, 0)
         if int(epoch) != self.epoch:
             self._yielded = self._resume = 0
         self.epoch = int(epoch)
@@ -135,8 +155,10 @@ class PKSampler(Sampler[list[int]]):
     def epoch_batches(self, epoch: int | None = None, rank: int | None = None) -> list[np.ndarray]:
         """All batches of ``epoch`` (default: the current one) for ``rank`` (default: this one),
         each an array of ``P * K`` indices."""
-        epoch = self.epoch if epoch is None else int(epoch)
-        rank = self.rank if rank is None else int(rank)
+        epoch = self.epoch if epoch is None else _check_int("epoch", epoch, 0)
+        rank = self.rank if rank is None else _check_int("rank", rank, 0)
+        if rank >= self.world_size:
+            raise ValueError(f"rank must be in 0..{self.world_size - 1} (world_size={self.world_size}), got {rank!r}")
         batches = self._global_epoch(epoch)
         return batches[rank::self.world_size]
 

@@ -231,11 +231,20 @@ def _make_cameras(rng: np.random.Generator, n: int, occlusion: float) -> list[Ca
 # Planning: which image shows whom, where, under which name
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_range(name: str, value: Any) -> tuple[int, int]:
-    try:
-        lo, hi = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (low, high) pair of ints, got {value!r}") from None
+    pair = value if isinstance(value, (tuple, list, np.ndarray)) else None
+    if pair is None or len(pair) != 2 or not all(
+            _is_int(v) or (_is_real(v) and np.isfinite(v) and float(v).is_integer()) for v in pair):
+        raise ValueError(f"{name} must be a (low, high) pair of ints, got {value!r}")
+    lo, hi = (int(v) for v in pair)
     if not 1 <= lo <= hi:
         raise ValueError(f"{name} must satisfy 1 <= low <= high, got {value!r}")
     return lo, hi
@@ -378,33 +387,91 @@ def _attribute_struct(rows: list[dict[str, int]], pids: list[int], fields: Seque
 
 def _params(num_train_ids: int, num_test_ids: int, cameras: int, height: int, width: int, seed: int,
             **extra: Any) -> dict[str, Any]:
+    # allow_nan=False: the manifest must be valid JSON (NaN and Infinity are not); _validated refuses them first
     return json.loads(json.dumps(dict(num_train_ids=num_train_ids, num_test_ids=num_test_ids, cameras=cameras,
-                                      height=height, width=width, seed=seed, **extra)))
+                                      height=height, width=width, seed=seed, **extra), allow_nan=False))
 
 
-def _validate(p: dict[str, Any]) -> None:
+#: Largest ``hard_group_size``: members of a group must differ in their (stripe, shoe colour) pair,
+#: which has a few dozen values, and are drawn by rejection, so much larger groups never finish.
+MAX_HARD_GROUP_SIZE = 20
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers (what JSON and the manifest hold); anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _validated(p: dict[str, Any]) -> dict[str, Any]:
+    """The generator's parameters checked (types and ranges; each error names its parameter) and
+    with numpy scalars turned into Python numbers; the values and their order are otherwise kept."""
+    p = {k: _plain(v) for k, v in p.items()}
+
+    def integer(key: str, low: int, high: int | None = None, why: str = "") -> None:
+        v = p[key]
+        if not _is_int(v) or v < low or (high is not None and v > high):
+            span = f">= {low}" if high is None else f"in {low}..{high}"
+            raise ValueError(f"{key} must be an int {span}{why}, got {v!r}")
+
+    def number(key: str, low: float, high: float | None = None, why: str = "") -> None:
+        v = p[key]
+        span = f"a number >= {low}" if high is None else f"a number in [{low}, {high}]"
+        if not _is_real(v) or not np.isfinite(v):
+            raise ValueError(f"{key} must be {span}{why} (a finite int or float), got {type(v).__name__} {v!r}")
+        if v < low or (high is not None and v > high):
+            raise ValueError(f"{key} must be {span}{why}, got {v!r}")
+
     for key in ("num_train_ids", "num_test_ids"):
-        if not isinstance(p[key], int) or p[key] < 1:
+        if not _is_int(p[key]) or p[key] < 1:
             raise ValueError(f"{key} must be a positive int, got {p[key]!r}")
     if p["num_train_ids"] + p["num_test_ids"] > 9999:
         raise ValueError(f"num_train_ids + num_test_ids must be <= 9999 (4-digit Market ids), "
                          f"got {p['num_train_ids'] + p['num_test_ids']}")
-    if not isinstance(p["cameras"], int) or not 2 <= p["cameras"] <= 9:
-        raise ValueError(f"cameras must be an int in 2..9 (one digit in Market names, >= 2 for "
-                         f"cross-camera queries), got {p['cameras']!r}")
-    if not isinstance(p["height"], int) or not isinstance(p["width"], int) or p["height"] < 32 or p["width"] < 16:
-        raise ValueError(f"height and width must be ints >= 32 and >= 16, got {p['height']!r} x {p['width']!r}")
-    if not 0.0 <= p["hard_group_share"] <= 1.0:
-        raise ValueError(f"hard_group_share must be in [0, 1], got {p['hard_group_share']!r}")
-    if not isinstance(p["hard_group_size"], int) or p["hard_group_size"] < 2:
-        raise ValueError(f"hard_group_size must be an int >= 2, got {p['hard_group_size']!r}")
-    if not (0 <= p["junk_share"] and 0 <= p["distractor_share"] and p["junk_share"] + p["distractor_share"] < 0.9):
+    integer("cameras", 2, 9, " (one digit in Market names, >= 2 for cross-camera queries)")
+    integer("height", 32)
+    integer("width", 16)
+    integer("seed", 0, why=" (numpy's generators take non-negative seeds)")
+    number("hard_group_share", 0.0, 1.0, " (the share of identities in hard groups)")
+    integer("hard_group_size", 2, MAX_HARD_GROUP_SIZE, " (identities per hard group)")
+    number("junk_share", 0.0, 0.9)
+    number("distractor_share", 0.0, 0.9)
+    if not p["junk_share"] + p["distractor_share"] < 0.9:
         raise ValueError(f"junk_share and distractor_share must be >= 0 with a sum < 0.9, "
                          f"got {p['junk_share']!r}, {p['distractor_share']!r}")
-    if p["occlusion"] < 0:
-        raise ValueError(f"occlusion must be >= 0, got {p['occlusion']!r}")
-    if p["supersample"] not in (1, 2, 3, 4):
+    number("occlusion", 0.0, why=" (a factor on every camera's occluder probability, 0 = no occluders)")
+    if not _is_int(p["supersample"]) or p["supersample"] not in (1, 2, 3, 4):
         raise ValueError(f"supersample must be 1, 2, 3 or 4, got {p['supersample']!r}")
+    for key in ("train_images_per_camera", "gallery_images_per_camera"):
+        p[key] = list(_check_range(key, p[key]))
+    return p
+
+
+def _validate(p: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first bad parameter of ``p`` (see :func:`_validated`)."""
+    _validated(p)
+
+
+def _check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_root(root: Any, what: str = "root",
+                hint: str = "pass the path of a folder (absent, empty, or with overwrite=True)") -> Path:
+    """``root`` as a Path: a folder path that is not an existing file and not below one."""
+    if not isinstance(root, (str, os.PathLike)) or not os.fspath(root):
+        raise ValueError(f"{what} must be a folder path (str or os.PathLike), got {type(root).__name__} {root!r}")
+    path = Path(root).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} is an existing file, not a folder: synthped writes a dataset folder "
+                         f"there; {hint}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{what} {path} lies below {parent}, which is a file, not a folder")
+            break
+    return path
 
 
 def generate(root: str | os.PathLike[str], *, num_train_ids: int, num_test_ids: int, cameras: int = 6,
@@ -438,16 +505,16 @@ def generate(root: str | os.PathLike[str], *, num_train_ids: int, num_test_ids: 
         ValueError: a parameter out of range (the message names it). FileExistsError: ``root``
         exists, is not empty and ``overwrite`` is false.
     """
-    root = Path(root)
-    params = _params(num_train_ids, num_test_ids, cameras, height, width, seed,
-                     hard_group_share=hard_group_share, hard_group_size=hard_group_size,
-                     train_images_per_camera=list(_check_range("train_images_per_camera", train_images_per_camera)),
-                     gallery_images_per_camera=list(_check_range("gallery_images_per_camera", gallery_images_per_camera)),
-                     junk_share=junk_share, distractor_share=distractor_share, occlusion=occlusion,
-                     supersample=supersample)
-    _validate(params)
-    if not isinstance(workers, int) or workers < 1:
+    params = _params(**_validated(dict(
+        num_train_ids=num_train_ids, num_test_ids=num_test_ids, cameras=cameras, height=height, width=width,
+        seed=seed, hard_group_share=hard_group_share, hard_group_size=hard_group_size,
+        train_images_per_camera=train_images_per_camera, gallery_images_per_camera=gallery_images_per_camera,
+        junk_share=junk_share, distractor_share=distractor_share, occlusion=occlusion, supersample=supersample)))
+    if not _is_int(workers) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
+    workers = int(workers)
+    overwrite, progress = _check_flag("overwrite", overwrite), _check_flag("progress", progress)
+    root = _check_root(root)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise FileExistsError(f"{root} exists and is not empty; pass overwrite=True or choose another root")
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -557,7 +624,7 @@ def _write_tables(out: Path, p: dict[str, Any], identities: dict[int, tuple[Look
         "hard_groups": [groups[g] for g in sorted(groups)],
         "files": {"identities": "identities.csv", "images": "images.csv", "attributes": "market_attribute.mat"},
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, allow_nan=False) + "\n")
 
 
 def _move_into_place(tmp: Path, root: Path, overwrite: bool) -> None:
@@ -605,10 +672,21 @@ def ensure(preset: str = "tiny", root: str | os.PathLike[str] | None = None, see
     the same parameters and generator version, and regenerated otherwise. Generation is atomic,
     so an interrupted run never leaves a half dataset, and concurrent callers are safe.
     """
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise ValueError(f"unknown synthped preset {preset!r}; expected one of {sorted(PRESETS)}")
-    base = Path(root).expanduser() if root is not None else cache_dir()
+    seed = _plain(seed)
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0 (numpy's generators take non-negative seeds), got {seed!r}")
+    seed = int(seed)
+    if not _is_int(workers) or workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    progress = _check_flag("progress", progress)
+    base = _check_root(root, hint="pass the folder that holds (or will hold) the synthped-<preset>-s<seed> "
+                                  "datasets") if root is not None else cache_dir()
     target = base / f"synthped-{preset}-s{seed}"
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{target} is an existing file, not a folder: synthped.ensure keeps the {preset!r} "
+                         f"dataset there; move the file away or pass another root")
     kwargs = dict(PRESETS[preset], seed=seed)
 
     def valid() -> bool:

@@ -30,6 +30,7 @@ Conventions shared by the three (choices where the papers are silent are marked 
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,28 +63,88 @@ Fill = Literal["mean", "zero", "random", "constant"]
 
 # ---------------------------------------------------------------------------------------------
 # parameter checks
-def _check_probability(name: str, value: float) -> float:
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+def _is_real(value: Any) -> bool:
+    """A real number (Python, numpy or a 0-d tensor), not a bool and not a string."""
+    if isinstance(value, Tensor):
+        return value.dim() == 0 and not value.dtype.is_complex and value.dtype != torch.bool
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _real(name: str, value: Any, what: str) -> float:
+    if not _is_real(value):
+        raise ValueError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
     return float(value)
 
 
+def _check_probability(name: str, value: float) -> float:
+    p = _real(name, value, "a probability in [0, 1] (a number; True/False are not probabilities)")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return p
+
+
+def _pair(name: str, value: Any, what: str) -> tuple[float, float]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray, Tensor)) or len(value) != 2 \
+            or not all(_is_real(v) for v in value):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    low, high = float(value[0]), float(value[1])
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"{name} must be {what} (finite numbers), got {value!r}")
+    return low, high
+
+
 def _check_scale(name: str, scale: Sequence[float]) -> tuple[float, float]:
-    if len(scale) != 2 or not 0.0 < float(scale[0]) <= float(scale[1]) <= 1.0:
-        raise ValueError(f"{name} must be (low, high) area fractions with 0 < low <= high <= 1, got {scale!r}")
-    return float(scale[0]), float(scale[1])
+    what = "(low, high) area fractions with 0 < low <= high <= 1"
+    low, high = _pair(name, scale, what)
+    if not 0.0 < low <= high <= 1.0:
+        raise ValueError(f"{name} must be {what}, got {scale!r}")
+    return low, high
 
 
 def _check_ratio(name: str, ratio: Sequence[float]) -> tuple[float, float]:
-    if len(ratio) != 2 or not 0.0 < float(ratio[0]) <= float(ratio[1]):
-        raise ValueError(f"{name} must be (low, high) aspect ratios (height / width) with 0 < low <= high, "
-                         f"got {ratio!r}")
-    return float(ratio[0]), float(ratio[1])
+    what = "(low, high) aspect ratios (height / width) with 0 < low <= high"
+    low, high = _pair(name, ratio, what)
+    if not 0.0 < low <= high:
+        raise ValueError(f"{name} must be {what}, got {ratio!r}")
+    return low, high
 
 
-def _check_size(height: int, width: int) -> None:
-    if int(height) < 1 or int(width) < 1:
-        raise ValueError(f"image size must be positive, got height={height!r}, width={width!r}")
+def _is_integral(value: Any) -> bool:
+    """An int, a numpy int or an integral float (``256.0``), not a bool."""
+    return _is_real(value) and math.isfinite(float(value)) and float(value) == int(value)
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    """An integer (an int, a numpy int or an integral float) >= ``low``."""
+    if _is_integral(value) and int(value) >= low:
+        return int(value)
+    raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+def _check_size(height: int, width: int) -> tuple[int, int]:
+    for name, value in (("height", height), ("width", width)):
+        if not (_is_integral(value) and int(value) >= 1):
+            raise ValueError(f"image size must be positive ints, got {name}={value!r} "
+                             f"(height={height!r}, width={width!r})")
+    return int(height), int(width)
+
+
+def _check_layout(where: str, image: Tensor) -> tuple[int, ...]:
+    """``image`` is ``(C, H, W)`` or ``(..., C, H, W)`` with ``C`` in 1..4 (grey, grey + alpha, RGB, RGBA);
+    a channels-last ``(H, W, C)`` tensor is refused with the permutation that fixes it."""
+    shape = tuple(image.shape)
+    if image.dim() < 3:
+        raise ValueError(f"{where} expects an image (C, H, W) or a batch (B, C, H, W), got shape {shape}")
+    c = shape[-3]
+    if 1 <= c <= 4:
+        return shape
+    if 1 <= shape[-1] <= 4:
+        lead = ", ".join(str(i) for i in range(image.dim() - 3))
+        perm = f"{lead + ', ' if lead else ''}{image.dim() - 1}, {image.dim() - 3}, {image.dim() - 2}"
+        raise ValueError(f"{where} expects channels first, (C, H, W) with C = 1 or 3, got shape {shape}, which "
+                         f"looks channels-last (H, W, C): permute it first, image.permute({perm})")
+    raise ValueError(f"{where} expects an image (C, H, W) with C = 1 or 3 channels (4 with alpha), got shape "
+                     f"{shape}: {c} channels")
 
 
 def _make_generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator | None:
@@ -131,9 +192,10 @@ def sample_erasing_box(height: int, width: int, *, scale: Sequence[float] = (0.0
     Returns ``None`` when ``attempts`` draws all fail (box larger than the image, or rounded area
     fraction outside ``scale``).
     """
-    _check_size(height, width)
+    height, width = _check_size(height, width)
     sl, sh = _check_scale("scale", scale)
     r1, r2 = _check_ratio("ratio", ratio)
+    attempts = _check_int("attempts", attempts, 1)
     area = height * width
     for _ in range(attempts):
         s_e = _uniform(generator, sl, sh)
@@ -187,9 +249,9 @@ def sample_random_polygon(height: int, width: int, *, n: int = 20, scale: Sequen
 
     Returns ``None`` when ``attempts`` box draws all fail.
     """
-    if int(n) < 3:
+    if not _is_integral(n) or int(n) < 3:
         raise ValueError(f"n (number of polygon points) must be >= 3, got {n!r}")
-    if not 0.0 < float(r) <= 1.0:
+    if not _is_real(r) or not 0.0 < float(r) <= 1.0:
         raise ValueError(f"r (aspect ratio bound, aspect in [r, 1/r]) must be in (0, 1], got {r!r}")
     box = sample_erasing_box(height, width, scale=scale, ratio=(r, 1.0 / r), generator=generator,
                              attempts=attempts)
@@ -218,11 +280,11 @@ def random_erasing_mask(height: int, width: int, *, scale: Sequence[float] = (0.
 def cutout_max_area(progress: float, *, scale: Sequence[float] = (0.02, 0.4), start_max: float = 0.1) -> float:
     """Largest area fraction of a cut-out region at training progress ``t`` (*choice*: linear,
     ``s_max(t) = s_0 + t (s_h - s_0)``; the paper says only that the maximum grows)."""
-    t = float(progress)
+    t = _real("progress", progress, "a number in [0, 1]")
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"progress must be in [0, 1], got {progress!r}")
     sl, sh = _check_scale("scale", scale)
-    if not sl <= start_max <= sh:
+    if not _is_real(start_max) or not sl <= float(start_max) <= sh:
         raise ValueError(f"start_max must lie in scale=({sl}, {sh}), got {start_max!r}")
     return start_max + t * (sh - start_max)
 
@@ -233,7 +295,7 @@ def progressive_cutout_mask(height: int, width: int, *, progress: float, scale: 
                             attempts: int = 100) -> Tensor:
     """``(height, width)`` bool: the union of ``num_regions`` boxes, each with area fraction in
     ``[s_l, s_max(t)]`` (:func:`cutout_max_area`)."""
-    if int(num_regions) < 1:
+    if not _is_integral(num_regions) or int(num_regions) < 1:
         raise ValueError(f"num_regions must be >= 1, got {num_regions!r}")
     s_max = cutout_max_area(progress, scale=scale, start_max=start_max)
     m = torch.zeros(height, width, dtype=torch.bool)
@@ -270,7 +332,26 @@ def _fill_values(fill: str, shape: tuple[int, ...], *, value: Sequence[float], v
 
 def apply_erasing(image: Tensor, mask: Tensor, fill_values: Tensor) -> Tensor:
     """``image`` ``(..., C, H, W)`` with the pixels where ``mask`` ``(..., H, W)`` is True replaced by
-    ``fill_values`` (broadcastable to the image)."""
+    ``fill_values`` (broadcastable to the image).
+
+    Raises ``ValueError`` for a channels-last image, a mask of another shape or of another dtype
+    than bool, or fill values that do not broadcast to the image."""
+    for name, value in (("image", image), ("mask", mask), ("fill_values", fill_values)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"apply_erasing: {name} must be a torch.Tensor, got {type(value).__name__}")
+    shape = _check_layout("apply_erasing", image)
+    want = shape[:-3] + shape[-2:]
+    if tuple(mask.shape) != want:
+        raise ValueError(f"apply_erasing: mask must have shape {want} (the image's (..., H, W)) for an image "
+                         f"of shape {shape}, got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"apply_erasing: mask must be a bool tensor (True where erased), got dtype {mask.dtype}")
+    try:
+        if torch.broadcast_shapes(tuple(fill_values.shape), shape) != shape:
+            raise RuntimeError
+    except RuntimeError:
+        raise ValueError(f"apply_erasing: fill_values of shape {tuple(fill_values.shape)} do not broadcast to the "
+                         f"image's shape {shape} (e.g. (C, 1, 1) per channel, or (C, H, W))") from None
     return torch.where(mask.unsqueeze(-3), fill_values.to(image.dtype), image)
 
 
@@ -287,15 +368,24 @@ class ErasingTransform(v2.Transform):
     def __init__(self, p: float, fill: str, value: Sequence[float], value_range: tuple[float, float],
                  generator: torch.Generator | None, seed: int | None, attempts: int) -> None:
         super().__init__()
+        name = type(self).__name__
         self.p = _check_probability("p", p)
-        if fill not in self.fills:
+        if not isinstance(fill, str) or fill not in self.fills:
             raise ValueError(f"fill must be one of {self.fills}, got {fill!r}")
         self.fill = fill
+        if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray, Tensor)) \
+                or not all(_is_real(v) and math.isfinite(float(v)) for v in value):
+            raise ValueError(f"{name}: value must be one fill number per channel (e.g. {IMAGENET_MEAN}), got {value!r}")
         self.value = tuple(float(v) for v in value)
-        if len(value_range) != 2 or not float(value_range[0]) <= float(value_range[1]):
+        low, high = _pair("value_range", value_range, "(low, high) with low <= high")
+        if not low <= high:
             raise ValueError(f"value_range must be (low, high) with low <= high, got {value_range!r}")
-        self.value_range = (float(value_range[0]), float(value_range[1]))
-        self.attempts = int(attempts)
+        self.value_range = (low, high)
+        self.attempts = _check_int("attempts", attempts, 1)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"{name}: generator must be a torch.Generator, got {type(generator).__name__}")
+        if seed is not None and not _is_integral(seed):
+            raise ValueError(f"{name}: seed must be an int, got {seed!r}")
         self.generator = _make_generator(generator, seed)
         self.last_mask: Tensor | None = None
 
@@ -314,12 +404,15 @@ class ErasingTransform(v2.Transform):
             return {}
         image = flat_inputs[0]
         if not isinstance(image, Tensor) or image.dim() < 3:
+            grey = " (a grey image (H, W) needs a channel: image.unsqueeze(0))" if isinstance(image, Tensor) \
+                and image.dim() == 2 else ""
             raise TypeError(f"{type(self).__name__} expects a tensor image (C, H, W) or batch (B, C, H, W), got "
-                            f"{type(image).__name__}{tuple(image.shape) if isinstance(image, Tensor) else ''}: "
+                            f"{type(image).__name__}{tuple(image.shape) if isinstance(image, Tensor) else ''}{grey}: "
                             "put v2.ToImage() and v2.ToDtype(torch.float32, scale=True) before it")
         if not image.is_floating_point():
             raise TypeError(f"{type(self).__name__} expects a float image in [0, 1], got dtype {image.dtype}: "
                             "put v2.ToDtype(torch.float32, scale=True) before it")
+        _check_layout(type(self).__name__, image)
         *batch, c, h, w = image.shape
         masks, fills = [], []
         for _ in range(math.prod(batch)):
@@ -394,7 +487,7 @@ class ProgressiveCutout(ErasingTransform):
         self.ratio = _check_ratio("ratio", ratio)
         cutout_max_area(0.0, scale=self.scale, start_max=start_max)  # validates start_max
         self.start_max = float(start_max)
-        if int(num_regions) < 1:
+        if not _is_integral(num_regions) or int(num_regions) < 1:
             raise ValueError(f"num_regions must be >= 1, got {num_regions!r}")
         self.num_regions = int(num_regions)
         self._progress = torch.zeros((), dtype=torch.float64).share_memory_()
@@ -406,7 +499,7 @@ class ProgressiveCutout(ErasingTransform):
 
     def set_progress(self, t: float) -> None:
         """Training progress ``t`` in ``[0, 1]`` (e.g. ``epoch / (epochs - 1)``)."""
-        if not 0.0 <= float(t) <= 1.0:
+        if not _is_real(t) or not 0.0 <= float(t) <= 1.0:
             raise ValueError(f"progress t must be in [0, 1], got {t!r}")
         self._progress.fill_(float(t))  # in place: workers share this storage
 
@@ -442,9 +535,9 @@ class RandomPolygonErasing(ErasingTransform):
                  value_range: tuple[float, float] = (0.0, 1.0), generator: torch.Generator | None = None,
                  seed: int | None = None, attempts: int = 100) -> None:
         super().__init__(p, fill, value, value_range, generator, seed, attempts)
-        if int(n) < 3:
+        if not _is_integral(n) or int(n) < 3:
             raise ValueError(f"n (number of polygon points) must be >= 3, got {n!r}")
-        if not 0.0 < float(r) <= 1.0:
+        if not _is_real(r) or not 0.0 < float(r) <= 1.0:
             raise ValueError(f"r (aspect ratio bound, aspect in [r, 1/r]) must be in (0, 1], got {r!r}")
         self.n, self.r = int(n), float(r)
         self.sl, self.sh = _check_scale("(sl, sh)", (sl, sh))
@@ -495,12 +588,16 @@ def build_transforms(height: int, width: int, *, train: bool, random_erasing: fl
     ``mean``/``std``. Test: resize, to float, normalise. The erasers use torch's global
     generator (seed per sample or per worker); :func:`set_progress` drives the cut-out.
     """
-    _check_size(height, width)
-    if int(padding) < 0:
-        raise ValueError(f"padding must be >= 0, got {padding!r}")
+    height, width = _check_size(height, width)
+    padding = _check_int("padding", padding, 0)
     for name, value in (("random_erasing", random_erasing), ("progressive_cutout", progressive_cutout),
                         ("random_polygon_erasing", random_polygon_erasing), ("flip", flip)):
         _check_probability(name, value)
+    mean, std = _check_mean_std(mean, std)
+    if not isinstance(erasing_fill, str) or erasing_fill not in RandomErasing.fills:
+        raise ValueError(f"erasing_fill must be one of {RandomErasing.fills}, got {erasing_fill!r}")
+    _check_eraser_options("cutout_options", cutout_options, ProgressiveCutout, ("p",))
+    _check_eraser_options("polygon_options", polygon_options, RandomPolygonErasing, ("p", "value"))
     steps: list[nn.Module] = [v2.ToImage(), v2.Resize((int(height), int(width)), antialias=True)]
     if train:
         if flip > 0:
@@ -517,6 +614,33 @@ def build_transforms(height: int, width: int, *, train: bool, random_erasing: fl
             steps.append(ProgressiveCutout(progressive_cutout, **(cutout_options or {})))
     steps.append(v2.Normalize(list(mean), list(std)))
     return v2.Compose(steps)
+
+
+def _check_mean_std(mean: Any, std: Any) -> tuple[list[float], list[float]]:
+    """3 finite numbers each (the pipeline makes RGB images); ``std`` > 0."""
+    out = []
+    for name, value, example in (("mean", mean, IMAGENET_MEAN), ("std", std, IMAGENET_STD)):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray, Tensor)) \
+                or len(value) != 3 or not all(_is_real(v) and math.isfinite(float(v)) for v in value):
+            raise ValueError(f"{name} must be 3 numbers, one per RGB channel (e.g. {name}={example}), got {value!r}")
+        out.append([float(v) for v in value])
+    if not all(v > 0 for v in out[1]):
+        raise ValueError(f"std must be > 0 in every channel (Normalize divides by it), got std={std!r}")
+    return out[0], out[1]
+
+
+def _check_eraser_options(name: str, options: Any, cls: type, taken: tuple[str, ...]) -> None:
+    """``options`` (a dict for ``cls``'s constructor) without keys build_transforms sets itself."""
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise ValueError(f"{name} must be a dict of {cls.__name__} options, got {type(options).__name__} {options!r}")
+    known = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    if unknown := sorted(set(options) - known):
+        raise ValueError(f"{name}: unknown {cls.__name__} option(s) {unknown}; known: {sorted(known - set(taken))}")
+    if clash := sorted(set(options) & set(taken)):
+        what = {"p": "the probability is build_transforms' own argument", "value": "the fill is build_transforms' mean"}
+        raise ValueError(f"{name}: {clash} cannot be set here ({'; '.join(what[k] for k in clash)})")
 
 
 def set_progress(transform: nn.Module, t: float) -> int:

@@ -18,6 +18,21 @@ from typing import Any
 OPTIMIZERS = ("adam", "adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 EVAL_METRICS = ("euclidean", "cosine")
+BOOL_FIELDS = ("pretrained", "amp", "channels_last", "sync_bn", "flip_test", "flip_train", "resume", "progress",
+               "milestones_past_end")
+
+
+def parse_bool(name: str, value: Any) -> bool:
+    """``True``/``False``, or the text ``"true"``/``"false"`` (any case) that ``papermill -r`` or a
+    quoted YAML value gives; anything else is a ``ValueError`` naming the parameter (a non-empty
+    string such as ``"False"`` must never count as true: ``resume="False"`` would resume)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"parameter {name!r} must be True or False (or the text 'true'/'false'), got {value!r}")
+
+
 # fields of the first release that moved into model_options / criterion_options: (where, new name)
 LEGACY_FIELDS = {
     "pooling": ("model_options", "pooling"),
@@ -99,7 +114,8 @@ class TrainConfig:
     schedule_options: dict[str, Any] = field(default_factory=dict)  # override the fields below, or a preset's
     warmup_epochs: int = 10
     warmup_start_factor: float = 0.1
-    milestones: tuple[int, ...] = (40, 70)
+    milestones: tuple[int, ...] = (20, 25)
+    milestones_past_end: bool = False      # allow milestones >= epochs (a rate that never drops): only if asked
     gamma: float = 0.1
     accum_steps: int = 1
     max_steps_per_epoch: int | None = None   # cap batches per epoch (tiny smoke runs)
@@ -140,6 +156,8 @@ class TrainConfig:
             warnings.warn("dataset_options['variant'] is now dataset_options['split']", DeprecationWarning,
                           stacklevel=3)
             self.dataset_options["split"] = self.dataset_options.pop("variant")
+        for name in BOOL_FIELDS:
+            setattr(self, name, parse_bool(name, getattr(self, name)))
         if self.padding is None and isinstance(self.width, int) and not isinstance(self.width, bool):
             self.padding = round(10 * self.width / 128)
         self.validate()
@@ -192,6 +210,25 @@ class TrainConfig:
         _choice("last_stride", self.last_stride, (1, 2))
         if list(self.milestones) != sorted(self.milestones) or any(m < 0 for m in self.milestones):
             raise ValueError(f"milestones must be increasing epochs >= 0, got {self.milestones!r}")
+        late = [m for m in self.milestones if m >= self.epochs]
+        if (late and self.schedule == "warmup_multistep" and "milestones" not in self.schedule_options
+                and not self.milestones_past_end):
+            raise ValueError(f"milestones {list(self.milestones)} include {late}, at or past the last epoch "
+                             f"(epochs={self.epochs}): the rate would never drop there; give milestones < epochs, "
+                             "or milestones_past_end=True if that is meant")
+        from reidlib.models.backbones import RESNETS
+
+        if self.backbone not in RESNETS:
+            raise ValueError(f"backbone must be one of {sorted(RESNETS)} (parameter 'backbone'), got {self.backbone!r}")
+        triplet = self.criterion_options.get("triplet_weight", 1.0)
+        if self.P < 2 and triplet:
+            raise ValueError(f"P must be >= 2 (parameter 'P' = {self.P}): the batch-hard triplet loss needs another "
+                             "identity in the batch for its negatives")
+        _check_options("dataset_options", self.dataset_options, datasets_parser(self.dataset), skip=("root",))
+        from reidlib.models import MODELS
+
+        _check_options("model_options", self.model_options, MODELS.get(self.model),
+                       skip=("num_classes", "backbone", "last_stride", "pretrained", "weights_path"))
         if self.weights_path is not None and not Path(self.weights_path).is_file():
             raise ValueError(f"weights_path {self.weights_path!r} is not a file (parameter 'weights_path')")
         for name in ("chapter", "output_dir"):
@@ -254,6 +291,26 @@ class TrainConfig:
 def _choice(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def datasets_parser(name: str) -> Any:
+    from reidlib.data import datasets
+
+    return datasets.DATASETS.get(name)
+
+
+def _check_options(name: str, options: Mapping[str, Any], fn: Any, skip: tuple[str, ...] = ()) -> None:
+    """Unknown keys of ``options`` for ``fn`` (its keyword parameters), named with the known ones; a
+    function taking ``**kwargs`` is checked when it is built (``run_training`` builds the model first)."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    known = [p for p in params if p not in skip]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {name} key(s) {unknown} for {getattr(fn, '__name__', fn)!r}; known: {known}")
 
 
 def _registered(name: str, value: Any, reg: Any) -> None:

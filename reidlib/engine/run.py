@@ -128,6 +128,9 @@ def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | Non
     from reidlib.losses import build_criterion
     from reidlib.models import efficiency, model_options
 
+    # every model option is checked before anything is built: a small build with the same options (no
+    # ImageNet weights fetched) raises on a pooling typo or an unknown ESNetConfig field
+    build_run_model(cfg, 2, pretrained=False)
     info = init_distributed(cfg.device)
     device = info.device
     if cfg.num_threads and device.type == "cpu":

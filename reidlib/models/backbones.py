@@ -149,9 +149,9 @@ def explain_torch_load_error(err: BaseException) -> str:
     refused = re.search(r"Unsupported global: GLOBAL ([\w.<>]+)", text)
     if refused:
         return (f"it holds a Python object ({refused.group(1)}) that torch.load(weights_only=True) refuses to "
-                "unpickle, because unpickling such objects can run arbitrary code; a weights file holds only "
-                "tensors, numbers, strings and plain containers. Do not load it with weights_only=False "
-                "unless you trust where it came from")
+                "unpickle, because unpickling such objects can run arbitrary code; weights and checkpoint files "
+                "hold only tensors, numbers, strings and plain containers. Do not load it with "
+                "weights_only=False unless you trust where it came from")
     if isinstance(err, EOFError):
         return "the file ends early (truncated?)"
     if isinstance(err, pickle.UnpicklingError) or "Weights only load failed" in text:
@@ -221,7 +221,7 @@ def _offline_error(name: str, weights: torchvision.models.WeightsEnum, cache: Pa
 def _download_state(name: str, weights: torchvision.models.WeightsEnum) -> dict[str, Tensor]:
     """The state dict of torchvision ``weights`` from the hub cache, downloaded there first if absent.
 
-    Not ``weights.get_state_dict()``: torchvision unpickles the cached file without
+    Not torchvision's ``WeightsEnum.get_state_dict``: it unpickles the cached file without
     ``weights_only``, so a file planted in the cache would run code. Here the cache path is
     computed as torchvision would, the download (only when absent) checks the SHA-256 prefix
     in the file name as ``check_hash=True`` would, and the file is read by

@@ -1,30 +1,24 @@
 """What every paper's ``train(**parameters)`` shares: its notebook parameters, validated.
 
 A recipe declares its parameters once (:class:`Recipe`: the names and defaults of its training
-notebook's ``parameters`` cell); ``train(**parameters)`` merges what it is given over those
-defaults, refuses an unknown name (listing the known ones), parses the booleans papermill may
-pass as text, and maps them onto a :class:`~reidlib.engine.config.TrainConfig`. A test keeps each
-notebook's ``parameters`` cell equal to its recipe's defaults.
+notebook's ``parameters`` cell, and the type of those whose default is ``None``);
+``train(**parameters)`` merges what it is given over those defaults, refuses an unknown name
+(listing the known ones), converts what papermill passes as text (``-r erasing_ratio 0.2``,
+``-p dataset_options '{"split": "detected"}'``, ``-r resume false``) to the parameter's type or
+refuses it naming the parameter, and maps them onto a :class:`~reidlib.engine.config.TrainConfig`.
+A test keeps each notebook's ``parameters`` cell equal to its recipe's defaults.
 """
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Recipe", "parse_bool"]
+from reidlib.engine.config import parse_bool
 
-
-def parse_bool(name: str, value: Any) -> bool:
-    """``True``/``False``, or the text ``"true"``/``"false"`` (any case) that ``papermill -r`` or a
-    quoted YAML value gives; anything else is a ``ValueError`` naming the parameter (a non-empty
-    string such as ``"False"`` must not be truthy)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ValueError(f"parameter {name!r} must be True or False (or the text 'true'/'false'), got {value!r}")
+__all__ = ["Recipe", "convert", "parse_bool"]
 
 
 def _parse_list(name: str, value: Any) -> list[int]:
@@ -40,28 +34,67 @@ def _parse_list(name: str, value: Any) -> list[int]:
         raise ValueError(f"parameter {name!r} must be a list of integers such as [40, 70], got {value!r}") from None
 
 
+_KINDS = {bool: "True or False", int: "an integer", float: "a number", str: "a text", dict: "a dict",
+          list: "a list"}
+
+
+def convert(name: str, value: Any, kind: type) -> Any:
+    """``value`` as ``kind`` (bool, int, float, str, dict or list), converting the text papermill gives
+    (``"0.2"``, ``"3"``, ``"true"``, a JSON/Python dict or list); ``None`` (or the text ``"None"``/``"null"``)
+    stays ``None``. Anything else is a ``ValueError`` naming the parameter and the expected type."""
+    if value is None or (isinstance(value, str) and value.strip() in ("None", "null") and kind is not str):
+        return None
+    if kind is bool:
+        return parse_bool(name, value)
+    if kind is list:
+        return _parse_list(name, value)
+    if isinstance(value, str) and kind in (dict, int, float):
+        text = value.strip()
+        try:
+            parsed = json.loads(text) if kind is dict else kind(text)
+        except (ValueError, TypeError):
+            try:
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise ValueError(f"parameter {name!r} must be {_KINDS[kind]}, got {value!r}") from None
+        value = parsed
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        raise ValueError(f"parameter {name!r} must be {_KINDS[kind]}, got {value!r} ({type(value).__name__})")
+    return value
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A training notebook's parameters: ``chapter``, ``notebook`` (relative to the project root) and
-    ``defaults`` (name -> default, the order of the ``parameters`` cell)."""
+    ``defaults`` (name -> default, the order of the ``parameters`` cell); ``types`` gives the type of a
+    parameter whose default is ``None`` (the others take their default's type)."""
 
     chapter: str
     notebook: str
     defaults: Mapping[str, Any]
-    booleans: tuple[str, ...] = field(default=())
-    int_lists: tuple[str, ...] = field(default=("milestones",))
+    types: Mapping[str, type] = field(default_factory=dict)
+
+    def kind(self, name: str) -> type | None:
+        if name in self.types:
+            return self.types[name]
+        default = self.defaults[name]
+        return None if default is None else type(default)
 
     def parameters(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        """``defaults`` updated with ``given``; unknown names and malformed booleans/lists raise."""
+        """``defaults`` updated with ``given``, each converted to its parameter's type (see :func:`convert`);
+        unknown names and values of the wrong type raise a ``ValueError`` naming the parameter."""
         unknown = sorted(set(given) - set(self.defaults))
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown} for {self.notebook}; known: {list(self.defaults)}")
         values = {**self.defaults, **given}
-        for name in self.booleans:
-            values[name] = parse_bool(name, values[name])
-        for name in self.int_lists:
-            if name in values and values[name] is not None:
-                values[name] = _parse_list(name, values[name])
+        for name, value in values.items():
+            kind = self.kind(name)
+            if kind is not None:
+                values[name] = convert(name, value, kind)
         return values
 
     def notebook_parameters(self, namespace: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,8 @@ RECIPE = Recipe(
         "resume": False, "eval_every": 4, "num_workers": 1, "run_name": None, "max_steps_per_epoch": None,
         "num_threads": None, "checkpoint_dir": None, "progress": True,
     },
-    booleans=("pretrained", "amp", "resume", "progress"),
+    types={"data_root": str, "split": str, "weights_path": str, "run_name": str, "max_steps_per_epoch": int,
+           "num_threads": int, "checkpoint_dir": str},
 )
 
 

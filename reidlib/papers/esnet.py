@@ -214,7 +214,9 @@ RECIPE = Recipe(
         "max_steps_per_epoch": None, "eval_every": 10, "device": "auto", "amp": True, "num_threads": None,
         "num_workers": 1, "seed": 0, "output_dir": "results", "run_name": None, "resume": False, "progress": True,
     },
-    booleans=("probe_erased_loss", "pretrained", "amp", "resume", "progress"),
+    types={"data_root": str, "erasing_ratio": float, "erasing_prob": float, "saliency_layer": str, "esb_pooling": str,
+           "aib_pooling": str, "descriptor": str, "weights_path": str, "paper_preset": str, "max_steps_per_epoch": int,
+           "num_threads": int, "run_name": str},
 )
 
 
