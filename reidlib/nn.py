@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Metric", "Mode", "capture_activation", "check_images", "check_shape", "model_mode", "pairwise_distance"]
+__all__ = ["Metric", "Mode", "capture_activation", "check_images", "check_shape", "model_mode", "pairwise_distance",
+           "scalar_parameter"]
 
 Metric = Literal["euclidean", "cosine"]
 Mode = Literal["train", "eval", "keep"]
@@ -172,3 +173,13 @@ def check_images(x: Any, who: str, *, training: bool = False, reference: Any = N
     if training and x.shape[0] < 2:
         raise ValueError(f"{who}: a training batch needs at least 2 images (BatchNorm statistics), got {x.shape[0]}")
     return x
+
+
+def scalar_parameter(module: nn.Module, name: str, value: float, learnable: bool) -> None:
+    """Give ``module`` a scalar ``name``: an ``nn.Parameter`` when ``learnable`` (GeM's p, P-pooling's l
+    are learned with the network), else a buffer (fixed, but saved with the state dict and moved with it)."""
+    tensor = torch.tensor(float(value))
+    if learnable:
+        setattr(module, name, nn.Parameter(tensor))
+    else:
+        module.register_buffer(name, tensor)

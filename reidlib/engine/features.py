@@ -177,7 +177,7 @@ def _resolve_checkpoint(path: str | os.PathLike | None, record_path: Path | None
         *([project_root() / p] if project_root() is not None else []),
         *([record_path.parent / p] if record_path is not None else []), Path.cwd() / p]
     for c in candidates:
-        if c.is_file():
+        if c.exists():  # a folder too: load_checkpoint says it is one and what file it expects
             return c
     raise FileNotFoundError(f"checkpoint of run record {where} not found: {path} (looked at "
                             f"{', '.join(str(c) for c in candidates)}); pass checkpoint=... if you moved it")

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reidlib.paths import project_root
+
 from .records import read_records
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = project_root() or Path.cwd()
 CPU_DEFAULTS = {"device": "cpu", "amp": False, "resume": False}
 
 

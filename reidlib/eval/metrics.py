@@ -397,7 +397,8 @@ def evaluate(distmat: np.ndarray | torch.Tensor, q_pids: ArrayLike, g_pids: Arra
         per_query: also return per-query ``AP``, ``INP`` (NaN for excluded queries),
             ``first_match_rank`` (0 for excluded) and the ``valid`` mask, each (Q,).
         chunk_size: query rows processed at a time (default: about 2M distances); work
-            memory is about 6 bytes per distance of a chunk (float32) plus small arrays.
+            memory is about 6 bytes per distance of a chunk (float32) plus small arrays
+            (plus a copy of the chunk without its identity -1 columns, when the gallery has any).
 
     Returns:
         dict with ``mAP`` and ``mINP`` (floats in [0, 1], means over the valid queries),

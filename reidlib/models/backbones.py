@@ -262,9 +262,10 @@ def build_backbone(
         name: one of ``resnet18, resnet34, resnet50, resnet101, resnet152``.
         last_stride: stride of ``layer4`` (1 as in "Bag of tricks", 2 as in ImageNet ResNets).
         pretrained: ``True`` loads torchvision's ImageNet weights (``IMAGENET1K_V1``), a string
-            another torchvision weights name; downloads once into the torch hub cache.
-        weights_path: a local state-dict file (torchvision or backbone key layout); takes
-            precedence over ``pretrained``.
+            another torchvision weights name; downloads once into the torch hub cache
+            (:func:`hub_cache_path`) and reads it with ``weights_only=True``.
+        weights_path: a local state-dict file (torchvision or backbone key layout), read with
+            :func:`load_state_dict_file` (``weights_only=True``); takes precedence over ``pretrained``.
     """
     if name not in RESNETS:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(RESNETS)}")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from reidlib.nn import check_shape
+from reidlib.nn import check_shape, scalar_parameter
 
 __all__ = ["PPooling", "p_pooling", "p_pooling_grad_l", "p_pooling_grad_input"]
 
@@ -84,11 +84,7 @@ class PPooling(nn.Module):
         if not eps > 0:
             raise ValueError(f"PPooling: eps must be > 0 (it keeps a > 0 in Eq. (6)), got eps={eps}")
         self.eps = float(eps)
-        value = torch.tensor(float(l))
-        if learnable:
-            self.l = nn.Parameter(value)
-        else:
-            self.register_buffer("l", value)
+        scalar_parameter(self, "l", l, learnable)
 
     def forward(self, x: Tensor) -> Tensor:
         check_shape(x, "B C H W", who="PPooling", what="a feature map")

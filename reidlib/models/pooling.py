@@ -11,10 +11,9 @@ P-pooling (ES-Net) lives in :mod:`reidlib.models.p_pooling`; :func:`build_poolin
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from reidlib.nn import check_shape
+from reidlib.nn import check_shape, scalar_parameter
 
 from .p_pooling import PPooling
 
@@ -56,11 +55,7 @@ class GeM(nn.Module):
         if not eps > 0:
             raise ValueError(f"GeM: eps must be > 0 (it keeps x^p differentiable), got eps={eps}")
         self.eps = float(eps)
-        value = torch.tensor(float(p))
-        if learnable:
-            self.p = nn.Parameter(value)
-        else:
-            self.register_buffer("p", value)
+        scalar_parameter(self, "p", p, learnable)
 
     def forward(self, x: Tensor) -> Tensor:
         return gem(x, self.p.to(x.dtype), self.eps)

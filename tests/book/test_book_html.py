@@ -14,16 +14,12 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
-from conftest import chromium_executable
+from conftest import offline_tab
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 # Pages the browser test opens: the introduction and the evaluation chapter.
 BROWSER_PAGES = ["book/intro.html", "book/foundations/evaluation.html"]
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 
 def _is_remote(url: str | None) -> bool:
@@ -89,34 +85,16 @@ def server(html_root):
 @pytest.mark.browser
 @pytest.mark.parametrize("page", BROWSER_PAGES)
 def test_page_renders_math_and_figures_offline(server, page, tmp_path):
-    exe = chromium_executable()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    blocked: list[str] = []
-
-    def only_localhost(route):
-        url = route.request.url
-        if url.startswith(server) or url.startswith("data:"):
-            route.continue_()
-        else:  # the network is unreachable for the book: record and refuse
-            blocked.append(url)
-            route.abort()
-
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        try:
-            ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-            ctx.route("**/*", only_localhost)
-            tab = ctx.new_page()
-            response = tab.goto(f"{server}/{page}", wait_until="load")
-            assert response is not None and response.ok, f"{page} is not in the built book"
-            tab.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
-            tab.evaluate("MathJax.startup.promise")
-            n_math = tab.locator("mjx-container").count()
-            images = tab.evaluate(
-                "Array.from(document.images).map(i => [i.currentSrc, i.complete, i.naturalWidth])")
-            tab.screenshot(path=str(tmp_path / (page.replace("/", "_") + ".png")), full_page=True)
-        finally:
-            browser.close()
+    # the network is unreachable for the book: anything but the local server is recorded and refused
+    with offline_tab((server, "data:")) as (tab, blocked):
+        response = tab.goto(f"{server}/{page}", wait_until="load")
+        assert response is not None and response.ok, f"{page} is not in the built book"
+        tab.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
+        tab.evaluate("MathJax.startup.promise")
+        n_math = tab.locator("mjx-container").count()
+        images = tab.evaluate(
+            "Array.from(document.images).map(i => [i.currentSrc, i.complete, i.naturalWidth])")
+        tab.screenshot(path=str(tmp_path / (page.replace("/", "_") + ".png")), full_page=True)
     assert n_math > 0, f"{page}: no MathJax output element (mjx-container) rendered"
     broken = [src for src, complete, width in images if not complete or width == 0]
     assert not broken, f"{page}: images that did not load: {broken}"

@@ -16,14 +16,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import chromium_executable
+from conftest import offline_tab
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "book" / "foundations" / "erasing.ipynb"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 ERASED = "img.erasing-explorer-erased"
 
 
@@ -71,49 +67,33 @@ def voila_url(tmp_path):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_moving_the_seed_slider_in_voila_changes_the_erased_image(voila_url, tmp_path):
-    exe = chromium_executable()
-    sync_api = pytest.importorskip("playwright.sync_api")
     url, log_path = voila_url
-    blocked: list[str] = []
+    with offline_tab((url, "data:", "blob:", "ws://127.0.0.1"), width=1400, height=1000) as (tab, blocked):
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    def only_localhost(route):
-        if route.request.url.startswith(url) or route.request.url.startswith(("data:", "blob:", "ws://127.0.0.1")):
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
+        tab.goto(url, timeout=60_000)
+        try:  # Voila runs the whole page first, then renders the widgets
+            tab.wait_for_function(f"() => document.querySelector('{ERASED}')?.src", timeout=180_000)
+        except PlaywrightTimeout:
+            tab.screenshot(path=str(tmp_path / "timeout.png"), full_page=True)
+            pytest.fail(f"the explorer never rendered; voila log:\n{log_path.read_text()[-3000:]}")
+        erased = tab.locator(ERASED)
+        mask = tab.locator("img.erasing-explorer-mask")
+        before = erased.get_attribute("src"), mask.get_attribute("src")
+        readout = tab.locator(".erasing-explorer-seed .widget-readout")
+        assert readout.inner_text().strip() == "0"
 
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        try:
-            ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-            ctx.route("**/*", only_localhost)
-            tab = ctx.new_page()
-            tab.goto(url, timeout=60_000)
-            try:  # Voila runs the whole page first, then renders the widgets
-                tab.wait_for_function(f"() => document.querySelector('{ERASED}')?.src", timeout=180_000)
-            except sync_api.TimeoutError:
-                tab.screenshot(path=str(tmp_path / "timeout.png"), full_page=True)
-                pytest.fail(f"the explorer never rendered; voila log:\n{log_path.read_text()[-3000:]}")
-            erased = tab.locator(ERASED)
-            mask = tab.locator("img.erasing-explorer-mask")
-            before = erased.get_attribute("src"), mask.get_attribute("src")
-            readout = tab.locator(".erasing-explorer-seed .widget-readout")
-            assert readout.inner_text().strip() == "0"
-
-            handle = tab.locator(".erasing-explorer-seed .noUi-handle")
-            handle.focus()
-            for _ in range(3):
-                tab.keyboard.press("ArrowRight")
-            tab.wait_for_function("() => document.querySelector('.erasing-explorer-seed .widget-readout')"
-                                  ".innerText.trim() === '3'", timeout=30_000)
-            tab.wait_for_function(f"(s) => document.querySelector('{ERASED}').src !== s", arg=before[0],
-                                  timeout=60_000)
-            after = erased.get_attribute("src"), mask.get_attribute("src")
-            shot = tmp_path / "erasing_explorer_seed3.png"
-            tab.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+        handle = tab.locator(".erasing-explorer-seed .noUi-handle")
+        handle.focus()
+        for _ in range(3):
+            tab.keyboard.press("ArrowRight")
+        tab.wait_for_function("() => document.querySelector('.erasing-explorer-seed .widget-readout')"
+                              ".innerText.trim() === '3'", timeout=30_000)
+        tab.wait_for_function(f"(s) => document.querySelector('{ERASED}').src !== s", arg=before[0],
+                              timeout=60_000)
+        after = erased.get_attribute("src"), mask.get_attribute("src")
+        shot = tmp_path / "erasing_explorer_seed3.png"
+        tab.screenshot(path=str(shot), full_page=True)
     assert after[0] and after[0] != before[0], "the erased image did not change"
     assert after[1] and after[1] != before[1], "the mask did not change"
     assert shot.stat().st_size > 10_000
