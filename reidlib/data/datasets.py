@@ -11,6 +11,10 @@ Every parser returns a :class:`ReIDDataset` whose ``train``, ``query`` and ``gal
   an unparsable file name, a camera out of range or an empty split raises
   :class:`DatasetLayoutError` (a ``ValueError``). Both name the path and print the layout the
   parser expected.
+* An attribute file whose identities are not the dataset's (another dataset's file, or the
+  splits swapped) raises :class:`AttributeFileMismatchError` naming the file and the missing ids;
+  an unknown option raises :class:`UnknownOptionError` listing the parser's options; option values
+  of the wrong type or range are refused before any file is read.
 * Counts are compared with the datasets' published statistics (``OFFICIAL_COUNTS``): a
   mismatch is a warning by default (subsets are legitimate), an error with ``verify="strict"``.
 

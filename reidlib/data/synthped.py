@@ -486,9 +486,10 @@ def generate(root: str | os.PathLike[str], *, num_train_ids: int, num_test_ids: 
         num_train_ids, num_test_ids: identities in the training and the test split (disjoint;
             their 4-digit pids are interleaved like Market's).
         cameras: 2..9. height, width: image size (128 x 64 like Market's crops).
-        seed: everything random follows from it; same arguments, same bytes.
+        seed: an int >= 0; everything random follows from it; same arguments, same bytes.
         hard_group_share: share of identities that belong to hard groups (members share every
-            coarse attribute and differ only in small details); ``hard_group_size`` per group.
+            coarse attribute and differ only in small details); ``hard_group_size`` per group
+            (2..:data:`MAX_HARD_GROUP_SIZE`).
         train_images_per_camera: (low, high) images of a train id in each camera it is seen by.
         gallery_images_per_camera: (low, high) gallery images of a test id per camera, besides
             the one query image per camera.
@@ -502,8 +503,10 @@ def generate(root: str | os.PathLike[str], *, num_train_ids: int, num_test_ids: 
         ``Path(root)``.
 
     Raises:
-        ValueError: a parameter out of range (the message names it). FileExistsError: ``root``
-        exists, is not empty and ``overwrite`` is false.
+        ValueError: a parameter of the wrong type or out of range (the message names it; numbers
+        must be finite: NaN passed every range check once and reached the manifest as invalid JSON),
+        or ``root`` is an existing file. FileExistsError: ``root`` exists, is not empty and
+        ``overwrite`` is false.
     """
     params = _params(**_validated(dict(
         num_train_ids=num_train_ids, num_test_ids=num_test_ids, cameras=cameras, height=height, width=width,
@@ -644,9 +647,10 @@ def _move_into_place(tmp: Path, root: Path, overwrite: bool) -> None:
 
 
 def cache_dir() -> Path:
-    """``$REIDLIB_DATA`` or ``~/.cache/reidlib``."""
-    env = os.environ.get("REIDLIB_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "reidlib"
+    """``$REIDLIB_DATA`` or ``~/.cache/reidlib`` (:func:`reidlib.paths.cache_dir`)."""
+    from reidlib.paths import cache_dir as _cache_dir
+
+    return _cache_dir()
 
 
 def code_fingerprint() -> str:

@@ -129,7 +129,9 @@ class FeatureExtractor:
         if "num_classes" not in record or "model" not in record.get("config", {}):
             raise ValueError(f"run record {where} has no num_classes / config['model'] (schema "
                              f"{record.get('schema_version')}): it predates FeatureExtractor; re-run its notebook")
-        cfg = TrainConfig.from_dict({k: v for k, v in record["config"].items() if k not in ("data_root",)})
+        # the run is over: its schedule and data root are history, not something to validate again
+        values = {k: v for k, v in record["config"].items() if k != "data_root"}
+        cfg = TrainConfig.from_dict({**values, "milestones_past_end": True})
         ckpt = _resolve_checkpoint(checkpoint or record.get("checkpoint"), rec_path, where)
         model = build_run_model(cfg, int(record["num_classes"]), pretrained=False)
         state = load_checkpoint(ckpt)
