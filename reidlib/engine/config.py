@@ -216,10 +216,10 @@ class TrainConfig:
             raise ValueError(f"milestones {list(self.milestones)} include {late}, at or past the last epoch "
                              f"(epochs={self.epochs}): the rate would never drop there; give milestones < epochs, "
                              "or milestones_past_end=True if that is meant")
-        from reidlib.models.backbones import RESNETS
+        from reidlib.models.backbones import BACKBONES
 
-        if self.backbone not in RESNETS:
-            raise ValueError(f"backbone must be one of {sorted(RESNETS)} (parameter 'backbone'), got {self.backbone!r}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES.names()} (parameter 'backbone'), got {self.backbone!r}")
         triplet = self.criterion_options.get("triplet_weight", 1.0)
         if self.P < 2 and triplet:
             raise ValueError(f"P must be >= 2 (parameter 'P' = {self.P}): the batch-hard triplet loss needs another "

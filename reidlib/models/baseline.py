@@ -28,7 +28,8 @@ class Baseline(nn.Module):
     """Backbone + pooling + BNNeck.
 
     Args:
-        backbone: a ResNet name (see :func:`~reidlib.models.build_backbone`) or a module mapping
+        backbone: a backbone name (``reidlib.models.BACKBONES``: the ResNets, EfficientNet-Lite0/1/2; see
+            :func:`~reidlib.models.build_backbone`) or a module mapping
             ``(B, 3, H, W) -> (B, C, h, w)`` with an ``out_channels`` attribute.
         num_classes: number of training identities ``N`` (required).
         pooling: ``'gap'``, ``'gmp'``, ``'gem'``, ``'p_pooling'`` or a module ``(B, C, h, w) -> (B, C)``.
