@@ -19,7 +19,8 @@ import time
 
 import torch
 
-from reidlib.models.esnet import ESNet, ESNetLoss
+from reidlib.losses import build_criterion
+from reidlib.papers.esnet import build, criterion_options
 
 # (row name, variant, overrides): what each row measures
 ROWS = [
@@ -59,8 +60,8 @@ def main() -> None:
     setups = []
     for name, variant, overrides in ROWS:
         torch.manual_seed(0)
-        model = ESNet(args.classes, variant, backbone=args.backbone, **overrides).to(device).train()
-        loss = ESNetLoss(args.classes, triplet=model.config.triplet).to(device)
+        model = build(variant, args.classes, backbone=args.backbone, **overrides).to(device).train()
+        loss = build_criterion("reid", args.classes, **criterion_options(model.config)).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=3.5e-4, weight_decay=5e-4)
         setups.append((name, model, loss, opt))
 
@@ -69,7 +70,7 @@ def main() -> None:
         _sync(device)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss.total(model(x, y), y).backward()
+        loss.total(model(x, targets=y), y).backward()
         opt.step()
         _sync(device)
         return time.perf_counter() - t0
