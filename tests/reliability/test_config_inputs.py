@@ -129,3 +129,16 @@ def test_saliency_entry_points_name_their_arguments(nets):
         grad_cam(model, x, torch.tensor([0, 1, 2, 7]), "backbone.layer4")
     with pytest.raises(ValueError, match=r"layer .* outputs shape \(4, 512\); saliency needs a convolutional layer"):
         cg_ram_batch(model, x, torch.tensor([0, 0, 1, 1]), "pooling")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"pooling": "gmpp"}, "gmpp"),
+    ({"pooling": "gem", "neck": "bn"}, "neck must be 'bnneck' or 'none'"),
+])
+def test_run_training_refuses_a_model_option_before_anything_is_built(options, message, tmp_path, monkeypatch):
+    """A pooling typo is refused by a small build with the run's options, before the dataset is read."""
+    from reidlib.engine import run as run_module
+
+    monkeypatch.setattr(run_module, "init_distributed", lambda *a: pytest.fail("got past the model check"))
+    with pytest.raises(ValueError, match=message):
+        run_module.run_training(TrainConfig(model_options=options, output_dir=str(tmp_path)))
