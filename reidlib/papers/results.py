@@ -25,7 +25,7 @@ __all__ = ["load_records", "runs_table", "provenance_table", "paper_beside_ours"
 
 MIN_SEEDS = 3
 COMPARE_COLUMNS = ("variant", "protocol", "seed", "mAP", "rank-1")
-PROVENANCE_COLUMNS = ("run", "dataset", "device", "device name", "train time (min)", "date", "commit")
+PROVENANCE_COLUMNS = ("run", "device", "device name", "train time (min)", "date", "commit")
 
 
 def load_records(chapter: str, results: str | Path | None = None) -> list[dict[str, Any]]:
@@ -55,17 +55,18 @@ def runs_table(records: Iterable[Mapping[str, Any]],
         row = {"variant": r.get("variant") or c.get("variant") or c["model"], "protocol": protocol_of(r),
                "seed": c["seed"], "mAP": 100 * f["mAP"], "rank-1": 100 * f["rank1"], "mINP": 100 * f["mINP"]}
         row.update(extra(r) if extra else {})
-        row.update({"run": r["run_name"], "dataset": r["dataset"], "device": r["device"],
+        row.update({"run": r["run_name"], "dataset": r["dataset"], "device": r["device"],  # dataset: for filters
                     "device name": r["device_name"], "train time (min)": r.get("train_time_s", np.nan) / 60,
                     "date": r["date"][:10], "commit": r["git_commit"][:10]})
         rows.append(row)
-    cols = [*COMPARE_COLUMNS, "mINP", *PROVENANCE_COLUMNS]
+    cols = [*COMPARE_COLUMNS, "mINP", "dataset", *PROVENANCE_COLUMNS]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)
 
 
 def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Where each run came from: run, dataset, device, time, date, commit (the second, collapsed table)."""
-    return runs[[c for c in ("variant", *PROVENANCE_COLUMNS) if c in runs]]
+    """Where each run came from: run (its name holds the variant and protocol), device, time, date, commit
+    (the second, collapsed table)."""
+    return runs[[c for c in PROVENANCE_COLUMNS if c in runs]]
 
 
 def _seed_values(runs: pd.DataFrame, variant: str | Sequence[str] | None, metric: str) -> np.ndarray:
