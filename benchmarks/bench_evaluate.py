@@ -37,15 +37,11 @@ LABELS = Path(os.environ.get("REIDLIB_REALDATA", ROOT.parent / "shared" / "reald
 
 
 def market_labels() -> tuple[np.ndarray, ...]:
-    from scipy.io import loadmat
+    from reidlib.eval.protocols import load_market_test_labels
+
     if not LABELS.exists():
         sys.exit(f"Market-1501 label files not found at {LABELS} (see ../shared/realdata/README.md)")
-    q_pids = loadmat(LABELS / "queryID.mat")["queryID"].ravel().astype(np.int64)
-    q_cams = loadmat(LABELS / "queryCam.mat")["queryCAM"].ravel().astype(np.int64)
-    g_pids = loadmat(LABELS / "testID.mat")["testID"].ravel().astype(np.int64)
-    g_cams = loadmat(LABELS / "testCam.mat")["testCAM"].ravel().astype(np.int64)
-    keep = g_pids != -1
-    return q_pids, g_pids[keep], q_cams, g_cams[keep]
+    return load_market_test_labels(LABELS, junk=False)
 
 
 def model_like_distances(q_pids, g_pids, q_cams, g_cams, rng, dim=128, sigma=1.0) -> np.ndarray:

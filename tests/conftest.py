@@ -34,6 +34,18 @@ def realdata() -> Path:
     return realdata_path()
 
 
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Small convolutions run faster on one thread, and CI shares its cores (``pytestmark =
+    pytest.mark.usefixtures("one_thread")`` in a module of model tests)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT

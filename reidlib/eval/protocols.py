@@ -7,7 +7,9 @@ The Small / Medium / Large test lists hold 800 / 1,600 / 2,400 identities.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -16,7 +18,7 @@ import torch
 from .distance import distance
 from .metrics import ArrayLike, _as_labels, evaluate
 
-__all__ = ["VEHICLEID_TEST_SIZES", "vehicleid_split", "evaluate_vehicleid"]
+__all__ = ["VEHICLEID_TEST_SIZES", "vehicleid_split", "evaluate_vehicleid", "load_market_test_labels"]
 
 VEHICLEID_TEST_SIZES: dict[str, int] = {"small": 800, "medium": 1600, "large": 2400}
 
@@ -113,3 +115,26 @@ def evaluate_vehicleid(feats, pids: ArrayLike, *, test_size: int | str | None = 
         "test_size": size,
         "trials": trials,
     }
+
+
+def load_market_test_labels(folder: str | os.PathLike, *, junk: bool = True) -> tuple[np.ndarray, ...]:
+    """The Market-1501 evaluation kit's label files in ``folder`` (``queryID.mat``, ``queryCam.mat``,
+    ``testID.mat``, ``testCam.mat``) as ``(q_pids (3368,), g_pids (N,), q_camids, g_camids)`` int64 arrays.
+
+    ``junk=False`` drops the gallery's junk items (identity -1; ``evaluate`` ignores them anyway), leaving the
+    15,913 gallery items every query is ranked against; with ``junk=True`` the gallery has all 19,732.
+    """
+    from scipy.io import loadmat
+
+    folder = Path(folder)
+    files = {"queryID": "queryID", "queryCam": "queryCAM", "testID": "testID", "testCam": "testCAM"}
+    missing = [f"{name}.mat" for name in files if not (folder / f"{name}.mat").is_file()]
+    if missing:
+        raise FileNotFoundError(f"Market-1501 label files {missing} not found in {folder} (the evaluation kit's "
+                                f"queryID.mat, queryCam.mat, testID.mat, testCam.mat)")
+    q_pids, q_cams, g_pids, g_cams = (loadmat(folder / f"{name}.mat")[key].ravel().astype(np.int64)
+                                      for name, key in files.items())
+    if not junk:
+        keep = g_pids != -1
+        g_pids, g_cams = g_pids[keep], g_cams[keep]
+    return q_pids, g_pids, q_cams, g_cams

@@ -198,14 +198,9 @@ def test_cmc_monotone_and_metrics_in_unit_interval(prob):
 # ----------------------------------------------------------------------------- real labels
 @pytest.fixture(scope="module")
 def market_labels():
-    from scipy.io import loadmat
-    root = realdata_path("market1501_labels")
-    q_pids = loadmat(root / "queryID.mat")["queryID"].ravel().astype(np.int64)
-    q_cams = loadmat(root / "queryCam.mat")["queryCAM"].ravel().astype(np.int64)
-    g_pids = loadmat(root / "testID.mat")["testID"].ravel().astype(np.int64)
-    g_cams = loadmat(root / "testCam.mat")["testCAM"].ravel().astype(np.int64)
-    keep = g_pids != -1
-    return q_pids, g_pids[keep], q_cams, g_cams[keep]
+    from reidlib.eval.protocols import load_market_test_labels
+
+    return load_market_test_labels(realdata_path("market1501_labels"), junk=False)
 
 
 def test_market_label_counts(market_labels):

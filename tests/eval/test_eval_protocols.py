@@ -121,3 +121,16 @@ def test_evaluate_vehicleid_needs_queries():
         evaluate_vehicleid(np.eye(3), [0, 1, 2])
     with pytest.raises(ValueError, match="pids has 2 entries"):
         evaluate_vehicleid(np.eye(3), [0, 1])
+
+
+def test_market_test_labels_load_and_name_missing_files(tmp_path):
+    from conftest import realdata_path
+
+    from reidlib.eval.protocols import load_market_test_labels
+
+    with pytest.raises(FileNotFoundError, match=r"\['queryID.mat', 'queryCam.mat', 'testID.mat', 'testCam.mat'\] "
+                                                r"not found in"):
+        load_market_test_labels(tmp_path)
+    q, g, qc, gc = load_market_test_labels(realdata_path("market1501_labels"))
+    assert (q.size, g.size, int((g == -1).sum())) == (3368, 19732, 3819) and qc.size == q.size and gc.size == g.size
+    assert load_market_test_labels(realdata_path("market1501_labels"), junk=False)[1].size == 15913

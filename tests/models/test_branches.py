@@ -9,10 +9,11 @@ from reidlib.models import build_backbone
 from reidlib.models.branches import STAGES, split_backbone, stage_channels
 
 
+@pytest.mark.parametrize("backbone", ["resnet18", "efficientnet_lite0"])
 @pytest.mark.parametrize("split", ["layer1", "layer2", "layer3", "layer4"])
-def test_split_anywhere_composes_to_the_backbone(split):
+def test_split_anywhere_composes_to_the_backbone(split, backbone):
     torch.manual_seed(0)
-    net = build_backbone("resnet18", last_stride=2).eval()
+    net = build_backbone(backbone, last_stride=2).eval()
     x = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
         whole = net(x)

@@ -17,13 +17,7 @@ N_CLASSES = 6
 H, W = 64, 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small convolutions run faster on one thread, and CI shares its cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(seed: int = 0, p: int = 3, k: int = 2):

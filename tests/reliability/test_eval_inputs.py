@@ -131,16 +131,12 @@ def test_fast_equals_reference_with_junk_on_random_problems(path, chunk):
 @pytest.fixture(scope="module")
 def market_test_labels(realdata):
     """The real Market-1501 query and gallery labels, junk (-1) included."""
-    from scipy.io import loadmat
+    from reidlib.eval.protocols import load_market_test_labels
 
     root = realdata / "market1501_labels"
     if not root.is_dir():
         pytest.skip(f"real data not available: {root} (see ../shared/realdata/README.md)")
-    q_pids = loadmat(root / "queryID.mat")["queryID"].ravel().astype(np.int64)
-    q_cams = loadmat(root / "queryCam.mat")["queryCAM"].ravel().astype(np.int64)
-    g_pids = loadmat(root / "testID.mat")["testID"].ravel().astype(np.int64)
-    g_cams = loadmat(root / "testCam.mat")["testCAM"].ravel().astype(np.int64)
-    return q_pids, g_pids, q_cams, g_cams
+    return load_market_test_labels(root)
 
 
 @pytest.fixture(scope="module")
