@@ -1,7 +1,8 @@
-"""reidlib.eval: the re-ID evaluation protocol (CMC, mAP, mINP), distances, protocols.
+"""reidlib.eval: the re-ID evaluation protocol (CMC, mAP, mINP), distances, protocols, bootstrap intervals.
 
 Import layer: eval sits above data/models/losses/engine and must not import engine.
 """
+from .bootstrap import bootstrap_interval, paired_bootstrap_difference, per_query_metrics
 from .distance import distance
 from .metrics import evaluate, evaluate_multi_query, evaluate_reference, pool_multi_query
 from .protocols import VEHICLEID_TEST_SIZES, evaluate_vehicleid, vehicleid_split
@@ -15,4 +16,7 @@ __all__ = [
     "evaluate_vehicleid",
     "vehicleid_split",
     "VEHICLEID_TEST_SIZES",
+    "per_query_metrics",
+    "bootstrap_interval",
+    "paired_bootstrap_difference",
 ]
