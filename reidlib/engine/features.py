@@ -69,17 +69,18 @@ class _Images(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
+
+        from reidlib.data.image_dataset import UnreadableImageError, read_image
 
         item = self.items[i]
         if isinstance(item, (str, os.PathLike)):
             path = Path(item)
-            if not path.is_file():
+            if not path.exists():
                 raise FileNotFoundError(f"FeatureExtractor: image {path} does not exist (item {i})")
             try:
-                with Image.open(path) as im:
-                    item = im.convert("RGB")
-            except (UnidentifiedImageError, OSError) as e:
+                item = read_image(path)  # the loader of the run's own evaluation (ImageDataset)
+            except UnreadableImageError as e:
                 raise ValueError(f"FeatureExtractor: cannot read image {path} (item {i}): {e}") from e
         elif isinstance(item, Image.Image):
             item = item.convert("RGB")
