@@ -15,10 +15,11 @@ allowed (``"market"`` for ``"market1501"``).
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "keyword_options"]
 
 T = TypeVar("T")
 
@@ -103,3 +104,14 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+def keyword_options(fn: Callable[..., Any]) -> tuple[str, ...] | None:
+    """The options an entry takes by keyword after its first argument (a dataset's root, a model's number
+    of classes), in signature order: what a config may pass it. ``None`` where it takes ``**kwargs``
+    (those are checked when the entry is called)."""
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return tuple(p.name for p in params
+                 if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))

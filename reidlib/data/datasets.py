@@ -33,7 +33,6 @@ Layouts (``root`` is the folder that holds the dataset's own top folders):
 from __future__ import annotations
 
 import difflib
-import inspect
 import json
 import os
 import random
@@ -48,7 +47,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from reidlib.registry import Registry
+from reidlib.registry import Registry, keyword_options
 
 from .errors import (  # re-exported: their old home
     AttributeFileMismatchError,
@@ -307,11 +306,9 @@ def parser_options(name: str) -> list[str]:
 
 
 def _known_options(parser: Callable[..., Any]) -> set[str] | None:
-    """Keyword options of ``parser`` (``None`` where it takes ``**kwargs``)."""
-    params = list(inspect.signature(parser).parameters.values())[1:]  # after root
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+    """Keyword options of ``parser`` after its root (``None`` where it takes ``**kwargs``)."""
+    known = keyword_options(parser)
+    return None if known is None else set(known)
 
 
 def _check_options(name: str, parser: Callable[..., Any], options: Mapping[str, Any]) -> None:

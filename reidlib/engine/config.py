@@ -59,7 +59,7 @@ def canonical_dataset(name: str) -> str:
                          f"{sorted(datasets.DATASETS)}") from None
 
 
-def _parse_int_list(name: str, text: str) -> list[int]:
+def parse_int_list(name: str, text: str) -> list[int]:
     """``"[40, 70]"`` or ``"40,70"`` -> ``[40, 70]``, else a ValueError naming the parameter."""
     try:
         value = ast.literal_eval(text.strip()) if text.strip().startswith(("[", "(")) else \
@@ -143,7 +143,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.milestones, str):  # papermill's `-p milestones "[40, 70]"` passes a string
-            self.milestones = _parse_int_list("milestones", self.milestones)
+            self.milestones = parse_int_list("milestones", self.milestones)
         self.milestones = tuple(self.milestones)
         for name in ("dataset_options", "model_options", "criterion_options", "schedule_options"):
             value = getattr(self, name)
@@ -224,11 +224,9 @@ class TrainConfig:
         if self.P < 2 and triplet:
             raise ValueError(f"P must be >= 2 (parameter 'P' = {self.P}): the batch-hard triplet loss needs another "
                              "identity in the batch for its negatives")
-        _check_options("dataset_options", self.dataset_options, datasets_parser(self.dataset), skip=("root",))
-        from reidlib.models import MODELS
-
+        _check_options("dataset_options", self.dataset_options, datasets_parser(self.dataset))
         _check_options("model_options", self.model_options, MODELS.get(self.model),
-                       skip=("num_classes", "backbone", "last_stride", "pretrained", "weights_path"))
+                       skip=("backbone", "last_stride", "pretrained", "weights_path"))
         if self.weights_path is not None and not Path(self.weights_path).is_file():
             raise ValueError(f"weights_path {self.weights_path!r} is not a file (parameter 'weights_path')")
         for name in ("chapter", "output_dir"):
@@ -300,14 +298,14 @@ def datasets_parser(name: str) -> Any:
 
 
 def _check_options(name: str, options: Mapping[str, Any], fn: Any, skip: tuple[str, ...] = ()) -> None:
-    """Unknown keys of ``options`` for ``fn`` (its keyword parameters), named with the known ones; a
-    function taking ``**kwargs`` is checked when it is built (``run_training`` builds the model first)."""
-    import inspect
+    """Unknown keys of ``options`` for ``fn`` (its keyword parameters after the first), named with the known
+    ones; a function taking ``**kwargs`` is checked when it is built (``run_training`` builds the model first)."""
+    from reidlib.registry import keyword_options
 
-    params = inspect.signature(fn).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    options_of = keyword_options(fn)
+    if options_of is None:
         return
-    known = [p for p in params if p not in skip]
+    known = [p for p in options_of if p not in skip]
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ValueError(f"unknown {name} key(s) {unknown} for {getattr(fn, '__name__', fn)!r}; known: {known}")

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reidlib.engine.config import parse_bool
+from reidlib.engine.config import parse_bool, parse_int_list
 
 __all__ = ["Recipe", "convert", "parse_bool"]
 
@@ -24,9 +24,8 @@ __all__ = ["Recipe", "convert", "parse_bool"]
 def _parse_list(name: str, value: Any) -> list[int]:
     if isinstance(value, str):
         try:
-            value = ast.literal_eval(value.strip()) if value.strip().startswith(("[", "(")) else \
-                [int(v) for v in value.split(",") if v.strip()]
-        except (ValueError, SyntaxError) as e:
+            value = parse_int_list(name, value)  # the config's parser of papermill's text
+        except ValueError as e:
             raise ValueError(f"parameter {name!r} must be a list of integers such as [40, 70], got {value!r}") from e
     try:
         return [int(v) for v in value]
