@@ -229,6 +229,14 @@ class ReIDDataset:
         return len({r.pid for r in self.train})
 
     @property
+    def hard_pids(self) -> frozenset[int]:
+        """The identities of synthped's hard groups (members share every coarse attribute and differ in
+        small details), from ``manifest["hard_groups"]``, in the original (un-relabelled) ids of the
+        query and gallery records; empty for a dataset without them."""
+        groups = (self.manifest or {}).get("hard_groups") or []
+        return frozenset(int(pid) for group in groups for pid in group)
+
+    @property
     def num_train_cams(self) -> int:
         return len({r.camid for r in self.train})
 

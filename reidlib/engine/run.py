@@ -16,10 +16,11 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -83,11 +84,18 @@ def dataset_root(cfg: TrainConfig, info: DistInfo | None = None) -> str:
 
 
 def make_evaluator(query: Sequence, gallery: Sequence, transform: Callable, cfg: TrainConfig,
-                   device: torch.device) -> Callable[[nn.Module], dict[str, Any]]:
+                   device: torch.device, hard_pids: Iterable[int] = ()) -> Callable[[nn.Module], dict[str, Any]]:
     """``model -> metrics``: flip-averaged features of query and gallery, distances, and
-    mAP / mINP / CMC (``reidlib.eval.evaluate``, Market-1501 protocol)."""
+    mAP / mINP / CMC (``reidlib.eval.evaluate``, Market-1501 protocol).
+
+    Also ``per_query`` (``AP``, ``rank1`` and ``query_index`` of the valid queries, for the bootstrap
+    intervals and paired differences of :mod:`reidlib.eval.bootstrap`) and, where ``hard_pids`` is not
+    empty (synthped's hard groups), ``mAP_hard`` / ``rank1_hard`` / ``num_hard_queries``: the same
+    metrics over the queries of those identities."""
     from reidlib.data import ImageDataset
     from reidlib.eval import distance, evaluate
+
+    hard = frozenset(int(p) for p in hard_pids)
 
     def loader(records: Sequence) -> DataLoader:
         return DataLoader(ImageDataset(records, transform), batch_size=cfg.test_batch_size, shuffle=False,
@@ -101,10 +109,21 @@ def make_evaluator(query: Sequence, gallery: Sequence, transform: Callable, cfg:
                   progress=cfg.progress)
         qf, qp, qc = extract_features(model, q_loader, desc="query", **kw)
         gf, gp, gc = extract_features(model, g_loader, desc="gallery", **kw)
-        res = evaluate(distance(qf, gf, cfg.eval_metric), qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy())
+        res = evaluate(distance(qf, gf, cfg.eval_metric), qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy(),
+                       per_query=True)
         cmc = [float(x) for x in res["cmc"][:CMC_RANKS_KEPT]]
-        return {"metric": cfg.eval_metric, "mAP": float(res["mAP"]), "mINP": float(res["mINP"]), "rank1": cmc[0], "rank5": cmc[4],
-                "rank10": cmc[9], "cmc": cmc, "num_valid_queries": int(res["num_valid_queries"])}
+        valid = np.flatnonzero(res["valid"])
+        ap, hit = res["AP"][valid], (res["first_match_rank"][valid] == 1).astype(np.float64)
+        out = {"metric": cfg.eval_metric, "mAP": float(res["mAP"]), "mINP": float(res["mINP"]), "rank1": cmc[0],
+               "rank5": cmc[4], "rank10": cmc[9], "cmc": cmc, "num_valid_queries": int(res["num_valid_queries"])}
+        if hard:
+            is_hard = np.isin(qp.numpy()[valid], sorted(hard))
+            if is_hard.any():
+                out.update(mAP_hard=float(ap[is_hard].mean()), rank1_hard=float(hit[is_hard].mean()),
+                           num_hard_queries=int(is_hard.sum()))
+        out["per_query"] = {"query_index": valid.tolist(), "AP": [round(float(a), 6) for a in ap],
+                            "rank1": hit.astype(int).tolist()}
+        return out
 
     return evaluator
 
@@ -126,7 +145,7 @@ def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | Non
     from reidlib.data import ImageDataset, build_dataset
     from reidlib.data.samplers import PKSampler
     from reidlib.losses import build_criterion
-    from reidlib.models import efficiency, model_options
+    from reidlib.models import efficiency, input_normalization, model_options
 
     # every model option is checked before anything is built: a small build with the same options (no
     # ImageNet weights fetched) raises on a pooling typo or an unknown ESNetConfig field
@@ -149,7 +168,7 @@ def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | Non
     resolved_criterion = dict(getattr(criterion, "options", cfg.criterion_options))
     model = wrap_model(model, info, sync_bn=cfg.sync_bn)
     optimizer = build_optimizer(model, cfg)
-    evaluator = make_evaluator(ds.query, ds.gallery, test_tf, cfg, device)
+    evaluator = make_evaluator(ds.query, ds.gallery, test_tf, cfg, device, hard_pids=ds.hard_pids)
     checkpoint_dir = cfg.resolved_checkpoint_dir()
     trainer = Trainer(model, criterion, optimizer, ImageDataset(ds.train, train_tf), sampler, epochs=cfg.epochs,
                       schedule=build_config_schedule(cfg), device=device, hooks=hooks, evaluator=evaluator,
@@ -181,6 +200,7 @@ def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | Non
             "notebook": notebook,
             "parameters": dict(parameters) if parameters is not None else None,
             "dataset_summary": _summary(ds),
+            "normalization": dict(zip(("mean", "std"), map(list, input_normalization(cfg.backbone)))),
             "epochs": [_epoch_entry(h) for h in history],
             "final": final,
             "efficiency": efficiency(module, cfg.height, cfg.width, batch=min(32, cfg.test_batch_size),
@@ -219,8 +239,8 @@ def checkpoint_reference(path: str | os.PathLike | None) -> str | None:
 
 def _epoch_entry(log: Mapping[str, Any]) -> dict[str, Any]:
     entry = dict(log)
-    if "metrics" in entry:  # per-epoch metrics keep the scalars; the full CMC is in "final"
-        entry["metrics"] = {k: v for k, v in entry["metrics"].items() if not isinstance(v, list)}
+    if "metrics" in entry:  # per-epoch metrics keep the scalars; the CMC and per-query values are in "final"
+        entry["metrics"] = {k: v for k, v in entry["metrics"].items() if not isinstance(v, (list, dict))}
     return entry
 
 

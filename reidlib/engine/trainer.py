@@ -2,6 +2,7 @@
 
 A :class:`Trainer` runs ``epochs`` epochs of P x K batches. One step is::
 
+    criterion.set_progress(share of training done) # a criterion that has it: loss curricula
     batch = on_batch_start(batch)                  # hooks may replace images (erasing, ...)
     outputs = model(batch.images)                  # dict in train mode; model(images, targets=pids)
                                                    # for a model whose `needs_targets` is true
@@ -359,6 +360,10 @@ class Trainer:
             bar.close()
         self._epoch_time += time.perf_counter() - t0
 
+    def progress_fraction(self, epoch: int, step: int) -> float:
+        """The share of training done before batch ``step`` of ``epoch`` (0-based), in ``[0, 1)``."""
+        return (epoch * self.steps_per_epoch + step) / (self.epochs * self.steps_per_epoch)
+
     def _at_boundary(self, step: int) -> bool:
         """Whether an optimizer step happens after ``step`` batches of the epoch."""
         return step % self.accum_steps == 0 or step == self.steps_per_epoch
@@ -366,6 +371,8 @@ class Trainer:
     def _train_step(self, epoch: int, step: int, batch: Batch) -> dict[str, torch.Tensor]:
         batch = batch.to(self.device, channels_last=self.channels_last)
         seed_everything(mix_seed(self.seed, epoch, step, 1_000_003 + self.rank))
+        if hasattr(self.criterion, "set_progress"):  # loss curricula (a triplet ramp) read the progress
+            self.criterion.set_progress(self.progress_fraction(epoch, step))
         for h in self.hooks:
             batch = h.on_batch_start(self, batch) or batch
         boundary = self._at_boundary(step + 1)

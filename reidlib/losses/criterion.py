@@ -80,6 +80,11 @@ class ReIDCriterion(nn.Module):
         id_weight, triplet_weight: the weight of each term (0 switches it off).
         label_smoothing: the ID loss's epsilon (BoT: 0.1; ES-Net: 0).
         margin, metric: the triplet loss's margin and distance (``"euclidean"`` or ``"cosine"``).
+        soft_margin: the triplet's soft margin ``softplus(d_ap - d_an)`` instead of the hinge (scale-free
+            in the sense that it never stops pulling: no margin to stop at).
+        triplet_ramp: a fraction of training in ``[0, 1)``: the triplet weight rises linearly from 0 to
+            ``triplet_weight`` over that first fraction (0: no ramp). The trainer drives it through
+            :meth:`set_progress`; see the baseline chapter's page on the triplet question for why.
         triplet_feature: the branch output the triplet loss reads (``"feat"``, before the BNNeck's BN).
         branch_terms: which terms a branch takes, ``{branch: ["id", "triplet", ...]}`` (default: every
             branch takes every term with a weight > 0).
@@ -90,18 +95,24 @@ class ReIDCriterion(nn.Module):
 
     def __init__(self, num_classes: int, *, id_weight: float = 1.0, triplet_weight: float = 1.0,
                  label_smoothing: float = 0.1, margin: float = 0.3, metric: str = "euclidean",
-                 triplet_feature: str = "feat", branch_terms: Mapping[str, Sequence[str]] | None = None,
+                 soft_margin: bool = False, triplet_ramp: float = 0.0, triplet_feature: str = "feat",
+                 branch_terms: Mapping[str, Sequence[str]] | None = None,
                  extra_terms: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         super().__init__()
         for name, w in (("id_weight", id_weight), ("triplet_weight", triplet_weight)):
             if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
                 raise ValueError(f"ReIDCriterion: {name} must be a number >= 0, got {w!r}")
+        if isinstance(triplet_ramp, bool) or not isinstance(triplet_ramp, (int, float)) or not 0 <= triplet_ramp < 1:
+            raise ValueError(f"ReIDCriterion: triplet_ramp must be a fraction of training in [0, 1), got {triplet_ramp!r}")
+        if not isinstance(soft_margin, bool):
+            raise ValueError(f"ReIDCriterion: soft_margin must be True or False, got {soft_margin!r}")
         self.id_loss = CrossEntropyLabelSmooth(num_classes, epsilon=label_smoothing)
-        self.triplet = TripletLoss(margin=margin, metric=metric)
+        self.triplet = TripletLoss(margin=margin, metric=metric, soft_margin=soft_margin)
+        self.triplet_ramp, self._ramp_factor = float(triplet_ramp), 0.0 if triplet_ramp > 0 else 1.0
         self.weights: dict[str, float] = {"id": float(id_weight), "triplet": float(triplet_weight)}
         self._fns: dict[str, Callable] = {
             "id": lambda out, pids, outputs: self.id_loss(out["logits"], pids),
-            "triplet": lambda out, pids, outputs: self.triplet(out[triplet_feature], pids),
+            "triplet": lambda out, pids, outputs: self._ramp_factor * self.triplet(out[triplet_feature], pids),
         }
         extra = {k: dict(v) for k, v in (extra_terms or {}).items()}
         for term, opts in extra.items():
@@ -122,7 +133,14 @@ class ReIDCriterion(nn.Module):
         self.options: dict[str, Any] = {
             "id_weight": float(id_weight), "triplet_weight": float(triplet_weight),
             "label_smoothing": float(label_smoothing), "margin": float(margin), "metric": metric,
+            "soft_margin": soft_margin, "triplet_ramp": float(triplet_ramp),
             "triplet_feature": triplet_feature, "branch_terms": self.branch_terms or None, "extra_terms": extra or None}
+
+    def set_progress(self, fraction: float) -> None:
+        """Training progress in ``[0, 1]`` (the trainer calls it before every step): sets the triplet
+        ramp's factor ``min(1, fraction / triplet_ramp)``."""
+        if self.triplet_ramp > 0:
+            self._ramp_factor = min(1.0, max(0.0, float(fraction)) / self.triplet_ramp)
 
     def terms_of(self, branch: str) -> list[str]:
         names = self.branch_terms.get(branch, list(self._fns))

@@ -16,7 +16,7 @@ the later stages), :mod:`~reidlib.models.parts` (stripes and windows).
 """
 # the house's networks register themselves on import (one line each)
 from . import esnet  # noqa: E402,F401  (ES-Net: AIB + ESB)
-from .backbones import BACKBONES, RESNETS, ResNetBackbone, build_backbone
+from .backbones import BACKBONES, RESNETS, ResNetBackbone, build_backbone, input_normalization
 from .baseline import Baseline
 from .efficiency import efficiency
 from .heads import BNNeck, LinearHead
@@ -30,6 +30,7 @@ __all__ = [
     "RESNETS",
     "ResNetBackbone",
     "build_backbone",
+    "input_normalization",
     "build_model",
     "model_options",
     "register_model",

@@ -48,12 +48,13 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from reidlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from reidlib.registry import Registry
 
-from .efficientnet_lite import LITE_VARIANTS, EfficientNetLite, pretrained_weights_file
+from .efficientnet_lite import LITE_MEAN, LITE_STD, LITE_VARIANTS, EfficientNetLite, pretrained_weights_file
 
-__all__ = ["BACKBONES", "RESNETS", "ResNetBackbone", "build_backbone", "hub_cache_path", "load_backbone_weights",
-           "load_state_dict_file", "set_last_stride"]
+__all__ = ["BACKBONES", "RESNETS", "ResNetBackbone", "build_backbone", "hub_cache_path", "input_normalization",
+           "load_backbone_weights", "load_state_dict_file", "set_last_stride"]
 
 RESNETS: dict[str, str] = {
     "resnet18": "ResNet18_Weights",
@@ -331,3 +332,15 @@ def build_backbone(
     if last_stride not in (1, 2):
         raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
     return factory(last_stride=last_stride, pretrained=pretrained, weights_path=weights_path)
+
+
+def input_normalization(name: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """``(mean, std)`` per RGB channel, for images in ``[0, 1]``, that backbone ``name``'s ImageNet weights
+    expect: torchvision's ImageNet statistics for the ResNets, ``(x - 127) / 128``
+    (:data:`~reidlib.models.efficientnet_lite.LITE_MEAN` / ``LITE_STD``) for EfficientNet-Lite.
+
+    A run uses its backbone's normalisation whether or not it loads the weights, so that a
+    from-scratch run and a pre-trained one differ in the weights only.
+    """
+    canonical = BACKBONES.canonical(name)  # an unknown name: ValueError listing the known ones
+    return (LITE_MEAN, LITE_STD) if canonical in LITE_VARIANTS else (IMAGENET_MEAN, IMAGENET_STD)

@@ -17,7 +17,8 @@ from reidlib.engine.schedules import WarmupMultiStep, register_schedule
 
 from ._recipe import Recipe
 
-__all__ = ["RECIPE", "PAPER_PRESET", "bag_of_tricks", "config", "train", "padding_for", "records_frame"]
+__all__ = ["RECIPE", "CPU_PROTOCOL", "PAPER_PRESET", "bag_of_tricks", "config", "train", "padding_for", "records_frame",
+           "run_name"]
 
 EVAL_METRIC = "cosine"
 
@@ -39,21 +40,49 @@ def padding_for(width: int) -> int:
 PAPER_PRESET = {"backbone": "resnet50", "height": 256, "width": 128, "epochs": 120, "warmup_epochs": 10,
                 "milestones": [40, 70], "pretrained": True}
 
-# The notebook's parameters cell, in its order: the CPU defaults (small images, few epochs).
+# The notebook's parameters cell, in its order: the CPU defaults. The CPU protocol (EfficientNet-Lite0
+# with its ImageNet weights, 128x64, 6 epochs of 16 P x K batches) was picked by measurement: see the
+# chapter's page "What pre-training changes" and CPU_PROTOCOL below.
 RECIPE = Recipe(
     chapter="baseline",
     notebook="book/baseline/train.ipynb",
     defaults={
         "dataset": "synthped", "data_root": None, "split": None, "synthped_preset": "default",
-        "backbone": "resnet18", "pretrained": False, "weights_path": None,
-        "height": 64, "width": 32, "epochs": 32, "P": 16, "K": 4, "lr": 3.5e-4, "warmup_epochs": 3,
-        "milestones": [24, 29], "device": "auto", "amp": True, "seed": 0, "output_dir": "results",
-        "resume": False, "eval_every": 4, "num_workers": 1, "run_name": None, "max_steps_per_epoch": None,
-        "num_threads": None, "checkpoint_dir": None, "progress": True,
+        "backbone": "efficientnet_lite0", "pretrained": True, "weights_path": None,
+        "height": 128, "width": 64, "epochs": 6, "P": 16, "K": 4, "lr": 3.5e-4, "warmup_epochs": 1,
+        "milestones": [4, 5], "triplet_weight": 1.0, "triplet_ramp": 0.0, "soft_margin": False,
+        "label_smoothing": 0.1, "random_erasing": 0.5, "neck": "bnneck", "last_stride": 1,
+        "probe_triplet": False, "probe_every": 20, "device": "auto", "amp": True, "seed": 0,
+        "output_dir": "results", "resume": False, "eval_every": 3, "num_workers": 1, "run_name": None,
+        "max_steps_per_epoch": None, "num_threads": None, "checkpoint_dir": None, "progress": True,
     },
     types={"data_root": str, "split": str, "weights_path": str, "run_name": str, "max_steps_per_epoch": int,
            "num_threads": int, "checkpoint_dir": str},
 )
+
+#: The CPU regime every chapter's CPU runs share (issue 9): the recipe defaults above.
+CPU_PROTOCOL = {k: RECIPE.defaults[k] for k in ("backbone", "pretrained", "height", "width", "epochs", "P", "K",
+                                                  "lr", "warmup_epochs", "milestones", "eval_every")}
+
+# Settings that name a run when they differ from the recipe's (the bag-of-tricks ablation, the triplet
+# question): parameter -> tag of its value.
+_TAGS = {
+    "triplet_weight": lambda v: "id-only" if v == 0 else f"tri{v:g}",
+    "triplet_ramp": lambda v: f"ramp{v:g}",
+    "soft_margin": lambda v: "soft-margin" if v else "hinge",
+    "label_smoothing": lambda v: f"ls{v:g}",
+    "random_erasing": lambda v: f"re{v:g}",
+    "neck": lambda v: f"neck-{v}",
+    "last_stride": lambda v: f"stride{v}",
+}
+
+
+def run_name(p: dict[str, Any]) -> str:
+    """``<backbone>[-imagenet]_<H>x<W>_e<epochs>[_<tags>]_s<seed>``; the tags name the tricks that differ
+    from the recipe's defaults (``id-only``, ``ramp0.25``, ``soft-margin``, ``ls0``, ``re0``, ...)."""
+    tags = [_TAGS[k](p[k]) for k in _TAGS if p[k] != RECIPE.defaults[k]]
+    weights = "-imagenet" if p["pretrained"] or p["weights_path"] else ""
+    return "_".join([f"{p['backbone']}{weights}", f"{p['height']}x{p['width']}", f"e{p['epochs']}", *tags, f"s{p['seed']}"])
 
 
 def config(**parameters: Any):
@@ -62,19 +91,30 @@ def config(**parameters: Any):
 
     p = RECIPE.parameters(parameters)
     split = p.pop("split")
+    tricks = {k: p.pop(k) for k in ("triplet_weight", "triplet_ramp", "soft_margin", "label_smoothing",
+                                     "random_erasing", "neck")}
+    for k in ("probe_triplet", "probe_every"):
+        p.pop(k)
+    p["run_name"] = p["run_name"] or run_name({**p, **tricks})
     return TrainConfig(
-        model="baseline", model_options={"pooling": "gap"},
-        criterion="reid", criterion_options={"label_smoothing": 0.1, "margin": 0.3},
+        model="baseline", model_options={"pooling": "gap", "neck": tricks["neck"]},
+        criterion="reid", criterion_options={
+            "label_smoothing": tricks["label_smoothing"], "margin": 0.3, "triplet_weight": tricks["triplet_weight"],
+            "triplet_ramp": tricks["triplet_ramp"], "soft_margin": tricks["soft_margin"]},
         dataset_options={"split": split} if split else {}, padding=padding_for(p["width"]),
-        random_erasing=0.5, eval_metric=EVAL_METRIC, chapter=RECIPE.chapter, **p)
+        random_erasing=tricks["random_erasing"], eval_metric=EVAL_METRIC, chapter=RECIPE.chapter, **p)
 
 
 def train(**parameters: Any) -> dict[str, Any]:
-    """Train the strong baseline with the notebook's ``parameters`` and write its run record."""
+    """Train the strong baseline with the notebook's ``parameters`` and write its run record
+    (``probe_triplet=True`` adds :class:`~reidlib.engine.probes.TripletProbe`'s per-epoch statistics)."""
+    from reidlib.engine.probes import TripletProbe
     from reidlib.engine.run import run_training
 
     cfg = config(**parameters)
-    return run_training(cfg, notebook=RECIPE.notebook, parameters=RECIPE.parameters(parameters))
+    p = RECIPE.parameters(parameters)
+    hooks = [TripletProbe(p["probe_every"])] if p["probe_triplet"] else []
+    return run_training(cfg, notebook=RECIPE.notebook, parameters=p, hooks=hooks)
 
 
 def records_frame(results: Any = None):

@@ -7,9 +7,18 @@ a ``protocol`` column (backbone, image size, epochs, metric: rows of different p
 averaged together), and ``seed``.
 
 A claim "A beats B" is judged as the book's honesty rules say (DESIGN.md): with at least
-``min_seeds`` seeds of each, by the 95% interval of the difference of the means over seeds
-(Welch's t): **held** when the interval lies above 0, **did not hold** when below, **undecided**
+``min_seeds`` seeds of each, by two 95% intervals of the difference, and both must agree:
+
+* over seeds: Welch's t interval of the difference of the means over seeds (training noise);
+* over queries: the paired bootstrap over queries (:func:`reidlib.eval.paired_bootstrap_difference`)
+  of the per-query AP (or rank-1 hit), each run's values averaged over its seeds first (the test set
+  is a sample of queries too). Records written before per-query values were kept have none: their
+  claims are judged over seeds only, and the table says so.
+
+**held** when every interval lies above 0, **did not hold** when every one lies below, **undecided**
 otherwise; with fewer seeds, **undecided** whatever the means say. One seed never decides a claim.
+Tables also carry ``mAP (hard)``: the mAP over the queries of synthped's hard groups (identities that
+share every coarse attribute), where a record has it.
 """
 from __future__ import annotations
 
@@ -21,11 +30,13 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["load_records", "runs_table", "provenance_table", "paper_beside_ours", "judge_claims",
-           "COMPARE_COLUMNS", "PROVENANCE_COLUMNS", "MIN_SEEDS"]
+           "CLAIM_FORMAT", "COMPARE_COLUMNS", "PROVENANCE_COLUMNS", "QUERY_COLUMNS", "MIN_SEEDS"]
 
 MIN_SEEDS = 3
 COMPARE_COLUMNS = ("variant", "protocol", "seed", "mAP", "rank-1")
 PROVENANCE_COLUMNS = ("run", "device", "device name", "train time (min)", "date", "commit")
+#: Columns of :func:`runs_table` holding a run's per-query values (percent arrays; ``None`` in old records).
+QUERY_COLUMNS = {"mAP": "per-query AP", "rank-1": "per-query rank-1"}
 
 
 def load_records(chapter: str, results: str | Path | None = None) -> list[dict[str, Any]]:
@@ -53,13 +64,17 @@ def runs_table(records: Iterable[Mapping[str, Any]],
     for r in records:
         c, f = r["config"], r["final"]
         row = {"variant": r.get("variant") or c.get("variant") or c["model"], "protocol": protocol_of(r),
-               "seed": c["seed"], "mAP": 100 * f["mAP"], "rank-1": 100 * f["rank1"], "mINP": 100 * f["mINP"]}
+               "seed": c["seed"], "mAP": 100 * f["mAP"], "rank-1": 100 * f["rank1"], "mINP": 100 * f["mINP"],
+               "mAP (hard)": 100 * f["mAP_hard"] if "mAP_hard" in f else np.nan}
+        pq = f.get("per_query")
+        row[QUERY_COLUMNS["mAP"]] = 100 * np.asarray(pq["AP"], float) if pq else None
+        row[QUERY_COLUMNS["rank-1"]] = 100 * np.asarray(pq["rank1"], float) if pq else None
         row.update(extra(r) if extra else {})
         row.update({"run": r["run_name"], "dataset": r["dataset"], "device": r["device"],  # dataset: for filters
                     "device name": r["device_name"], "train time (min)": r.get("train_time_s", np.nan) / 60,
                     "date": r["date"][:10], "commit": r["git_commit"][:10]})
         rows.append(row)
-    cols = [*COMPARE_COLUMNS, "mINP", "dataset", *PROVENANCE_COLUMNS]
+    cols = [*COMPARE_COLUMNS, "mINP", "mAP (hard)", *QUERY_COLUMNS.values(), "dataset", *PROVENANCE_COLUMNS]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)
 
 
@@ -111,25 +126,58 @@ def difference_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tu
     return diff, diff - half, diff + half
 
 
+def _query_values(runs: pd.DataFrame, variant: str | Sequence[str] | None, metric: str) -> np.ndarray | None:
+    """The per-query values of ``variant``'s runs averaged over its seeds, or ``None`` where a run lacks them."""
+    column = QUERY_COLUMNS.get(metric)
+    if variant is None or runs.empty or column not in runs:
+        return None
+    names = [variant] if isinstance(variant, str) else list(variant)
+    values = runs.loc[runs.variant.isin(names), column].tolist()
+    if not values or any(v is None or (np.ndim(v) == 0) for v in values) or len({len(v) for v in values}) != 1:
+        return None
+    return np.mean(np.stack(values), axis=0)
+
+
+#: ``Styler.format`` of a :func:`judge_claims` table.
+CLAIM_FORMAT = {"mAP A": "{:.1f}", "mAP B": "{:.1f}", "rank-1 A": "{:.1f}", "rank-1 B": "{:.1f}",
+                "difference": "{:+.1f}", "95% low": "{:+.1f}", "95% high": "{:+.1f}",
+                "queries 95% low": "{:+.1f}", "queries 95% high": "{:+.1f}"}
+
+
 def judge_claims(claims: Sequence[tuple[str, str | Sequence[str], str | Sequence[str]]], runs: pd.DataFrame, *,
-                 metric: str = "mAP", min_seeds: int = MIN_SEEDS) -> pd.DataFrame:
-    """Each ``(claim, A, B)`` ("A beats B") judged on ``runs``: means, difference, its 95% interval,
-    seeds, and the verdict (held / did not hold / undecided / no run); see the module docstring."""
+                 metric: str = "mAP", min_seeds: int = MIN_SEEDS, by: str | None = None) -> pd.DataFrame:
+    """Each ``(claim, A, B)`` ("A beats B") judged on ``runs``: means, difference, its 95% intervals over
+    seeds and over queries, seeds, and the verdict (held / did not hold / undecided / no run); see the
+    module docstring. ``by`` (e.g. ``"dataset"``): judge every claim within each value of that column
+    (runs of different datasets never share a claim), indexed by ``(value, claim)``."""
+    if by is not None:
+        parts = {value: judge_claims(claims, group, metric=metric, min_seeds=min_seeds)
+                 for value, group in runs.groupby(by, sort=False)}
+        return pd.concat(parts, names=[by]) if parts else judge_claims(claims, runs, metric=metric, min_seeds=min_seeds)
+    from reidlib.eval import paired_bootstrap_difference
+
     rows = []
     for claim, a, b in claims:
         va, vb = _seed_values(runs, a, metric), _seed_values(runs, b, metric)
         diff, low, high = difference_interval(va, vb)
+        qa, qb = _query_values(runs, a, metric), _query_values(runs, b, metric)
+        paired = qa is not None and qb is not None and len(qa) == len(qb)
+        q_low, q_high = paired_bootstrap_difference(qa, qb)[1:] if paired else (np.nan, np.nan)
+        lows, highs = [low, q_low] if paired else [low], [high, q_high] if paired else [high]
         if not (len(va) and len(vb)):
             verdict = "no run"
         elif min(len(va), len(vb)) < min_seeds:
             verdict = f"undecided (< {min_seeds} seeds)"
-        elif low > 0:
+        elif min(lows) > 0:
             verdict = "held"
-        elif high < 0:
+        elif max(highs) < 0:
             verdict = "did not hold"
         else:
             verdict = "undecided"
+        if verdict in ("held", "did not hold", "undecided") and not paired:
+            verdict += " (seeds only)"
         rows.append({"claim": claim, f"{metric} A": va.mean() if len(va) else np.nan,
                      f"{metric} B": vb.mean() if len(vb) else np.nan, "difference": diff,
-                     "95% low": low, "95% high": high, "seeds": f"{len(va)} / {len(vb)}", "verdict": verdict})
+                     "95% low": low, "95% high": high, "queries 95% low": q_low, "queries 95% high": q_high,
+                     "seeds": f"{len(va)} / {len(vb)}", "verdict": verdict})
     return pd.DataFrame(rows).set_index("claim")

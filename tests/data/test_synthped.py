@@ -366,6 +366,25 @@ def test_hard_groups_share_coarse_attributes_only(small: Path, manifest: dict) -
     assert set(ids.index[ids.group >= 0]) == {p for g in groups for p in g}
 
 
+def test_dataset_hard_pids_are_the_hard_groups_in_query_ids(small: Path, manifest: dict) -> None:
+    from reidlib.data import ReIDDataset, build_dataset
+    from reidlib.data.image_record import Record
+
+    ds = build_dataset("synthped", small)
+    hard = ds.hard_pids
+    assert isinstance(hard, frozenset) and hard == {p for g in manifest["hard_groups"] for p in g}
+    ids = synthped.read_identities(small)
+    test = ids[ids.split == "test"]
+    hard_test = set(test.index[test.group >= 0])
+    assert hard_test and hard & set(test.index) == hard_test
+    # in the ids of the query and gallery records (not relabelled), which the evaluator filters on
+    query_pids = {r.pid for r in ds.query}
+    assert hard_test <= query_pids and hard_test <= {r.pid for r in ds.gallery}
+    assert set(test.index[test.group < 0]) & hard == set()
+    rec = Record(str(small / "x.jpg"), 1, 0)
+    assert ReIDDataset("plain", small, [rec], [rec], [rec]).hard_pids == frozenset()
+
+
 def test_no_hard_groups_when_share_is_zero(tmp_path: Path) -> None:
     root = synthped.generate(tmp_path / "d", num_train_ids=6, num_test_ids=3, cameras=2, hard_group_share=0.0,
                              height=64, width=32, supersample=1, progress=False)

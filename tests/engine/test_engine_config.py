@@ -1,7 +1,10 @@
-"""TrainConfig: a wrong parameter is a ValueError that names it."""
+"""TrainConfig: a wrong parameter is a ValueError that names it; the run's transforms normalise for its backbone."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from reidlib.engine.config import TrainConfig
 
@@ -78,3 +81,41 @@ def test_milestones_given_as_text_by_papermill_are_parsed():
     assert TrainConfig(milestones="3, 5").milestones == (3, 5)
     with pytest.raises(ValueError, match="milestones must be a list of epochs.*'\\[a\\]'"):
         TrainConfig(milestones="[a]")
+
+
+def _transformed(transform, image):
+    torch.manual_seed(0)
+    return transform(image)
+
+
+def test_run_transforms_normalise_with_the_backbones_mean_and_std():
+    """A constant grey 127 is Lite's zero ((x - 127) / 128); the ImageNet mean colour is the ResNets' zero."""
+    from reidlib.data.transforms import IMAGENET_MEAN
+    from reidlib.engine.build import build_run_transforms
+
+    grey = Image.fromarray(np.full((32, 16, 3), 127, dtype=np.uint8))
+    imagenet_mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1).expand(3, 32, 16).clone()  # float image in [0, 1]
+    common = dict(height=32, width=16, padding=0, random_erasing=0.0)
+    lite = build_run_transforms(TrainConfig(backbone="efficientnet_lite0", **common))
+    resnet = build_run_transforms(TrainConfig(backbone="resnet18", **common))
+    for train, test in (lite, resnet):
+        assert _transformed(test, grey).shape == _transformed(train, grey).shape == (3, 32, 16)
+    for tf in lite:
+        assert _transformed(tf, grey).abs().max() <= 1 / 255
+    for tf in resnet:
+        assert _transformed(tf, imagenet_mean).abs().max() <= 1e-6
+        assert _transformed(tf, grey).abs().max() > 0.05  # ImageNet's statistics, not Lite's
+    assert _transformed(lite[1], imagenet_mean).abs().max() > 0.05
+
+
+def test_run_transforms_erase_with_the_backbones_mean_colour():
+    """Random erasing fills with the backbone's mean: erased pixels normalise to 0 for Lite0."""
+    from reidlib.engine.build import build_run_transforms
+
+    light = Image.fromarray(np.full((32, 16, 3), 255, dtype=np.uint8))
+    train, _ = build_run_transforms(TrainConfig(backbone="efficientnet_lite0", height=32, width=16, padding=0,
+                                                random_erasing=1.0))
+    x = _transformed(train, light)
+    erased = (x.abs() <= 1 / 255).all(0)
+    assert erased.any() and not erased.all()
+    assert (x[:, ~erased] - 128 / 128).abs().max() <= 1 / 255  # (255 - 127) / 128 = 1 elsewhere

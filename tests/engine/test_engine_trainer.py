@@ -176,3 +176,40 @@ def test_optimizer_and_schedule_from_the_config(name, cls):
     sched = build_config_schedule(cfg)
     assert [sched.lr_at(e) for e in (0, 1, 2, 5)] == pytest.approx([0.001, 0.0055, 0.01, 0.005])
     assert build_config_schedule(TrainConfig(schedule="esnet", lr=3.5e-4)).lr_at(40) == pytest.approx(3.5e-5)
+
+
+class ProgressCriterion:
+    """The toy ID loss, with a ``set_progress`` that records what the trainer tells it."""
+
+    def __init__(self, events):
+        self.events = events
+
+    def set_progress(self, fraction):
+        self.events.append(("progress", fraction))
+
+    def __call__(self, outputs, batch):
+        self.events.append(("loss", None))
+        return {"id": nn.functional.cross_entropy(outputs["logits"], batch.pids)}
+
+
+def test_the_criterion_hears_the_share_of_training_done_before_every_step():
+    events = []
+    hook = LambdaHook(on_batch_start=lambda t, b: events.append(("batch", None)))
+    t = make_trainer(epochs=2, max_steps_per_epoch=3, criterion=ProgressCriterion(events), hooks=[hook])
+    n = t.epochs * t.steps_per_epoch
+    assert n == 6
+    t.fit()
+    assert [f for kind, f in events if kind == "progress"] == [i / n for i in range(n)]
+    # before the hooks and the loss of its step
+    assert [kind for kind, _ in events] == ["progress", "batch", "loss"] * n
+    assert [t.progress_fraction(e, s) for e in range(2) for s in range(3)] == [i / n for i in range(n)]
+
+
+def test_the_trainer_drives_the_triplet_ramp_of_the_criterion():
+    from reidlib.losses import ReIDCriterion
+
+    triplet = []
+    spy = LambdaHook(on_step_end=lambda t, losses: triplet.append(float(losses["triplet"])))
+    c = ReIDCriterion(8, triplet_ramp=0.5, margin=5.0)  # margin 5: the hinge is active, the term > 0 unramped
+    make_trainer(epochs=2, max_steps_per_epoch=2, criterion=c, hooks=[spy]).fit()
+    assert triplet[0] == 0.0 and all(v > 0 for v in triplet[1:])  # progress 0, 1/4, 2/4, 3/4

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reidlib.models import build_backbone, build_model
+from reidlib.models import build_backbone, build_model, input_normalization
 from reidlib.models.backbones import BACKBONES, RESNETS, load_backbone_weights, load_state_dict_file
 from reidlib.models.branches import STAGES, split_backbone, stage_channels
 from reidlib.models.efficientnet_lite import (
@@ -125,6 +125,20 @@ def test_normalisation_is_the_one_the_weights_were_trained_with():
         a = state["_conv_stem.weight"].double().sum((2, 3))  # (32, 3): the response to a constant input
         implied = torch.linalg.lstsq(a, state["_bn0.running_mean"].double()[:, None]).solution.flatten()
         assert (implied < -0.03).all() and (implied - expected).abs().max() < 0.07, (name, implied)
+
+
+@pytest.mark.parametrize("name, lite", [*((n, False) for n in RESNETS), *((n, True) for n in LITES),
+                                        ("efficientnet-lite0", True), ("EfficientNet_Lite1", True)])
+def test_input_normalization_is_the_backbones(name, lite):
+    from reidlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    assert input_normalization(name) == ((LITE_MEAN, LITE_STD) if lite else (IMAGENET_MEAN, IMAGENET_STD))
+
+
+def test_input_normalization_of_an_unknown_backbone_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown backbone 'mobilenet_v2'; expected one of \['efficientnet_lite0', "
+                                         r"'efficientnet_lite1', 'efficientnet_lite2', 'resnet101'"):
+        input_normalization("mobilenet_v2")
 
 
 # ---------------------------------------------------------------- stages

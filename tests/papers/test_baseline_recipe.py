@@ -13,7 +13,7 @@ from reidlib.engine.records import read_record
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "book" / "baseline" / "train.ipynb"
-TINY = dict(dataset="synthped", synthped_preset="tiny", backbone="resnet18", height=64, width=32, epochs=2,
+TINY = dict(dataset="synthped", synthped_preset="tiny", backbone="resnet18", pretrained=False, height=64, width=32, epochs=2,
             P=4, K=4, warmup_epochs=1, milestones=[], eval_every=1, max_steps_per_epoch=2, device="cpu",
             num_threads=1, run_name="tiny")
 
@@ -98,3 +98,127 @@ def test_papermill_wrong_parameter_stops_at_the_first_cell(tmp_path):
     # parameters, papermill's injected parameters, then the config cell: the first cell of ours
     assert failed and "injected-parameters" in tags[failed[0] - 1], json.dumps(tags)
     assert not list(tmp_path.glob("**/*.json"))
+
+
+# ---- run names and the config of the tricks
+
+
+def _name(**given) -> str:
+    from reidlib.papers.baseline import RECIPE, run_name
+
+    return run_name(RECIPE.parameters(given))
+
+
+@pytest.mark.parametrize("given, name", [
+    ({}, "efficientnet_lite0-imagenet_128x64_e6_s0"),
+    ({"pretrained": False}, "efficientnet_lite0_128x64_e6_s0"),
+    ({"backbone": "resnet18", "pretrained": False, "height": 64, "width": 32, "epochs": 3, "milestones": [2],
+      "seed": 2}, "resnet18_64x32_e3_s2"),
+    ({"triplet_weight": 0.0}, "efficientnet_lite0-imagenet_128x64_e6_id-only_s0"),
+    ({"triplet_weight": 0.5}, "efficientnet_lite0-imagenet_128x64_e6_tri0.5_s0"),
+    ({"triplet_ramp": 0.25}, "efficientnet_lite0-imagenet_128x64_e6_ramp0.25_s0"),
+    ({"soft_margin": True}, "efficientnet_lite0-imagenet_128x64_e6_soft-margin_s0"),
+    ({"label_smoothing": 0.0}, "efficientnet_lite0-imagenet_128x64_e6_ls0_s0"),
+    ({"random_erasing": 0.0}, "efficientnet_lite0-imagenet_128x64_e6_re0_s0"),
+    ({"neck": "none"}, "efficientnet_lite0-imagenet_128x64_e6_neck-none_s0"),
+    ({"last_stride": 2}, "efficientnet_lite0-imagenet_128x64_e6_stride2_s0"),
+    ({"triplet_weight": 0, "random_erasing": 0, "seed": 1, "triplet_ramp": 0.25},
+     "efficientnet_lite0-imagenet_128x64_e6_id-only_ramp0.25_re0_s1"),
+    ({"triplet_weight": 1, "label_smoothing": 0.1, "probe_triplet": True, "max_steps_per_epoch": 2},  # = defaults
+     "efficientnet_lite0-imagenet_128x64_e6_s0"),
+])
+def test_run_name_tags_the_tricks_that_differ_from_the_recipe(given, name):
+    from reidlib.papers import baseline
+
+    assert _name(**given) == name
+    assert baseline.config(**given).name == name
+
+
+def test_an_explicit_run_name_wins_and_weights_from_a_file_are_imagenet(tmp_path):
+    from reidlib.papers import baseline
+
+    assert baseline.config(triplet_weight=0.0, run_name="mine").name == "mine"
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    assert baseline.config(pretrained=False, weights_path=str(weights)).name == "efficientnet_lite0-imagenet_128x64_e6_s0"
+
+
+def test_config_maps_the_tricks_onto_criterion_model_and_transforms():
+    from reidlib.losses import build_criterion
+    from reidlib.papers import baseline
+
+    default = baseline.config()
+    assert default.criterion_options == {"label_smoothing": 0.1, "margin": 0.3, "triplet_weight": 1.0,
+                                         "triplet_ramp": 0.0, "soft_margin": False}
+    assert default.model_options == {"pooling": "gap", "neck": "bnneck"} and default.random_erasing == 0.5
+    cfg = baseline.config(triplet_weight=0.0, triplet_ramp=0.25, soft_margin=True, label_smoothing=0.0,
+                          neck="none", random_erasing=0.0, last_stride=2, probe_triplet=True, probe_every=5)
+    assert cfg.criterion_options == {"label_smoothing": 0.0, "margin": 0.3, "triplet_weight": 0.0,
+                                     "triplet_ramp": 0.25, "soft_margin": True}
+    assert cfg.model_options == {"pooling": "gap", "neck": "none"}
+    assert cfg.random_erasing == 0.0 and cfg.last_stride == 2
+    # the probe is a hook of the run, not a training parameter
+    assert "probe_triplet" not in cfg.to_dict() and "probe_every" not in cfg.to_dict()
+    c = build_criterion(cfg.criterion, 4, **cfg.criterion_options)
+    assert c.options["soft_margin"] is True and c.options["triplet_ramp"] == 0.25 and c.triplet.soft_margin
+
+
+# ---- a short real run with the triplet probe: what its record holds
+
+
+@pytest.fixture(scope="module")
+def probed_record(tmp_path_factory) -> dict:
+    from reidlib.papers import baseline
+
+    tmp = tmp_path_factory.mktemp("probed")
+    return baseline.train(synthped_preset="tiny", epochs=2, milestones=[1], eval_every=1, probe_triplet=True,
+                          probe_every=1, output_dir=str(tmp / "results"), checkpoint_dir=str(tmp / "ck"), device="cpu",
+                          num_threads=1, progress=False, max_steps_per_epoch=2, num_workers=0)
+
+
+@pytest.mark.slow
+def test_the_probed_run_names_its_backbone_weights_and_normalisation(probed_record):
+    from reidlib.models.efficientnet_lite import LITE_MEAN, LITE_STD
+
+    record = probed_record
+    assert record["run_name"] == "efficientnet_lite0-imagenet_128x64_e2_s0"
+    assert Path(record["path"]).name == "efficientnet_lite0-imagenet_128x64_e2_s0.json"
+    assert read_record(record["path"])["run_name"] == record["run_name"]  # validates
+    assert record["normalization"] == {"mean": list(LITE_MEAN), "std": list(LITE_STD)}
+    assert record["parameters"]["probe_triplet"] is True and record["config"]["backbone"] == "efficientnet_lite0"
+    assert record["config"]["criterion_options"]["triplet_ramp"] == 0.0
+
+
+@pytest.mark.slow
+def test_the_probed_run_logs_the_probe_every_epoch(probed_record):
+    keys = {"sqrt_eps", "feat_norm", "feat_spread", "dim_std", "d_ap", "d_an", "active", "grad_ratio"}
+    done = 0
+    for e in probed_record["epochs"]:
+        probe = e["probe"]
+        assert set(probe) == keys
+        assert [s for s, _ in probe["grad_ratio"]] == list(range(done, done + e["steps"]))  # probe_every=1
+        assert all(r > 0 for _, r in probe["grad_ratio"]) and 0 <= probe["active"] <= 1
+        done += e["steps"]
+
+
+@pytest.mark.slow
+def test_the_probed_run_keeps_per_query_values_in_final_only(probed_record):
+    import numpy as np
+
+    from reidlib.data import build_dataset, synthped
+
+    for e in probed_record["epochs"]:
+        assert not [k for k, v in e["metrics"].items() if isinstance(v, (list, dict))], e["metrics"]
+        assert {"mAP", "rank1", "mAP_hard", "rank1_hard", "num_hard_queries"} <= set(e["metrics"])
+    final = probed_record["final"]
+    per_query = final["per_query"]
+    ap, hit, index = per_query["AP"], per_query["rank1"], per_query["query_index"]
+    assert len(ap) == len(hit) == len(index) == final["num_valid_queries"]
+    assert np.mean(ap) == pytest.approx(final["mAP"], abs=1e-6)
+    assert np.mean(hit) == pytest.approx(final["rank1"], abs=1e-9)
+    # the hard-group metrics: the same values over the queries of synthped's hard identities
+    ds = build_dataset("synthped", synthped.ensure("tiny"))
+    hard = [i for i, q in enumerate(index) if ds.query[q].pid in ds.hard_pids]
+    assert final["num_hard_queries"] == len(hard) > 0
+    assert final["mAP_hard"] == pytest.approx(np.mean([ap[i] for i in hard]), abs=1e-6)
+    assert final["rank1_hard"] == pytest.approx(np.mean([hit[i] for i in hard]), abs=1e-9)

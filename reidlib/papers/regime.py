@@ -1,0 +1,291 @@
+"""The CPU regime (issue 9): which backbone and weights the book's CPU runs use, and the triplet question.
+
+Two experiments, run with the baseline recipe (:mod:`reidlib.papers.baseline`) on the same budget
+(6 epochs of 16 P x K = 16 x 4 batches, 96 steps of 64 images, at 128x64):
+
+* ``pretraining``: ResNet-18 from scratch, EfficientNet-Lite0 from scratch and Lite0 with its ImageNet
+  weights, with ID + triplet and ID only, 3 seeds, on synthped; the ID + triplet runs on the real
+  CUHK03-NP subset too. It picks :data:`~reidlib.papers.baseline.CPU_PROTOCOL`.
+* ``triplet``: with :class:`~reidlib.engine.probes.TripletProbe` on, the ID-only twin, the triplet run
+  as shipped and the triplet weight ramped from 0 over the first quarter, from scratch and pre-trained.
+
+:data:`PLAN` lists every run (group -> parameter dicts); ``python -m reidlib.papers.regime --group G``
+runs those whose record is missing, ``--jobs`` at a time with one thread each, so that the records the
+book reads can be regenerated (``make results`` re-runs them from the records too).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import baseline
+
+__all__ = ["PLAN", "SEEDS", "BACKBONES", "CLAIMS_PRETRAINING", "CLAIMS_TRIPLET", "PART_IMAGE_SIZE", "planned",
+           "record_path_of", "main", "start_of", "loss_of", "records_frame", "summary", "probe_frame",
+           "grad_ratio_frame", "pick_default", "map_heights", "first_release_anomaly"]
+
+SEEDS = (0, 1, 2)
+
+#: The three ways to start: (label, backbone, pretrained).
+BACKBONES = (("ResNet-18, scratch", "resnet18", False), ("Lite0, scratch", "efficientnet_lite0", False),
+             ("Lite0, ImageNet", "efficientnet_lite0", True))
+
+CUHK03 = {"dataset": "cuhk03_np", "data_root": "../shared/realdata/cuhk03_np_pair1", "split": "labeled",
+          # the same 96 steps of 64 images as on synthped (CUHK03-NP's subset has ~65 batches per epoch)
+          "epochs": 2, "max_steps_per_epoch": 48, "milestones": [1], "warmup_epochs": 1, "eval_every": 0}
+
+
+def _runs(**common: Any) -> list[dict[str, Any]]:
+    # evaluated once, at the end: an evaluation (flip-averaged, 1,337 images) costs ~1 min of the ~7 of a run
+    return [{"eval_every": 6, **common, "seed": s} for s in SEEDS]
+
+
+def _plan() -> dict[str, list[dict[str, Any]]]:
+    plan: dict[str, list[dict[str, Any]]] = {"pretraining": [], "triplet": [], "cuhk03": []}
+    for _, backbone, pretrained in BACKBONES:
+        plan["pretraining"] += _runs(backbone=backbone, pretrained=pretrained, probe_triplet=True)
+        if backbone != "resnet18":  # ResNet-18's ID-only twin: left out for the CPU budget (see the page)
+            plan["pretraining"] += _runs(backbone=backbone, pretrained=pretrained, triplet_weight=0.0,
+                                         probe_triplet=True)
+            plan["triplet"] += _runs(backbone=backbone, pretrained=pretrained, triplet_ramp=0.25, probe_triplet=True)
+            plan["cuhk03"] += _runs(backbone=backbone, pretrained=pretrained, **CUHK03)
+    return plan
+
+
+PLAN: dict[str, list[dict[str, Any]]] = _plan()
+
+
+def planned(groups: Iterable[str]) -> list[dict[str, Any]]:
+    """The parameter dicts of ``groups`` (names of :data:`PLAN`), in order."""
+    out = []
+    for g in groups:
+        if g not in PLAN:
+            raise ValueError(f"unknown group {g!r}; expected some of {list(PLAN)}")
+        out += PLAN[g]
+    return out
+
+
+def record_path_of(parameters: dict[str, Any], output_dir: str = "results") -> Path:
+    """Where :func:`reidlib.papers.baseline.train` writes the record of ``parameters``."""
+    from reidlib.engine.records import record_path
+
+    cfg = baseline.config(**parameters)
+    return record_path(output_dir, cfg.chapter, cfg.dataset_key, cfg.name)
+
+
+# ------------------------------------------------------------------------------------------
+# reading the records: what the two pages show
+
+#: The CPU image size of the part-based chapters (HENet's 1, 2, 3, 4 and 6 parts, 6-stripe models): at
+#: stride 16 (last stride 1) its map is 12 high, which every one of those counts divides; 128x64 gives 8.
+#: 3:1 is PCB's own aspect (384x128), halved twice. See the page "What pre-training changes".
+PART_IMAGE_SIZE = (192, 64)
+
+ID_TRIPLET, ID_ONLY, RAMPED, SOFT = "ID + triplet", "ID only", "ID + triplet, ramped", "ID + soft-margin triplet"
+
+
+def start_of(record: Mapping[str, Any]) -> str:
+    """``"ResNet-18, scratch"``, ``"Lite0, scratch"``, ``"Lite0, ImageNet"`` (else ``<backbone>, <weights>``)."""
+    c = record["config"]
+    pretrained = bool(c["pretrained"] or c["weights_path"])
+    for label, backbone, weights in BACKBONES:
+        if c["backbone"] == backbone and pretrained == weights:
+            return label
+    return f"{c['backbone']}, {'ImageNet' if pretrained else 'scratch'}"
+
+
+def loss_of(record: Mapping[str, Any]) -> str:
+    """Which losses trained the run: ID only, ID + triplet, ramped, or soft margin."""
+    o = record["config"]["criterion_options"]
+    if o.get("triplet_weight", 1.0) == 0:
+        return ID_ONLY
+    if o.get("soft_margin"):
+        return SOFT
+    return RAMPED if o.get("triplet_ramp", 0.0) > 0 else ID_TRIPLET
+
+
+def _is_regime_run(record: Mapping[str, Any]) -> bool:
+    c = record["config"]
+    return (c["height"], c["width"]) == (128, 64) and c["model_options"].get("neck", "bnneck") == "bnneck" \
+        and c["criterion_options"].get("label_smoothing") == 0.1 and c["random_erasing"] == 0.5
+
+
+def records_frame(results: str | Path | None = None) -> pd.DataFrame:
+    """The regime's runs (baseline chapter, 128x64, every trick on), one row each: ``start``, ``loss``,
+    ``variant`` (``"<start> | <loss>"``, the name claims use), ``dataset``, seed, mAP, rank-1, mAP (hard)
+    and the per-query values (:func:`reidlib.papers.results.runs_table`)."""
+    from .results import load_records, runs_table
+
+    records = [r for r in load_records(baseline.RECIPE.chapter, results) if _is_regime_run(r)]
+    frame = runs_table(records, extra=lambda r: {"start": start_of(r), "loss": loss_of(r)})
+    if not frame.empty:
+        frame["variant"] = frame["start"] + " | " + frame["loss"]
+    return frame
+
+
+def summary(frame: pd.DataFrame, by: Sequence[str] = ("dataset", "start", "loss"),
+            metrics: Sequence[str] = ("mAP", "rank-1", "mAP (hard)"), level: float = 0.95) -> pd.DataFrame:
+    """Mean over seeds and its ``level`` t-interval (``± half-width``) of each metric, per group."""
+    from scipy import stats
+
+    rows = []
+    for key, g in frame.groupby(list(by), sort=False):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        for m in metrics:
+            v = g[m].dropna().to_numpy(float)
+            half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
+            row[m] = v.mean() if len(v) else np.nan
+            row[f"{m} ±"] = half
+        row["seeds"] = len(g)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(list(by))
+
+
+def probe_frame(results: str | Path | None = None) -> pd.DataFrame:
+    """The :class:`~reidlib.engine.probes.TripletProbe` statistics of the regime's synthped runs, long
+    form: start, loss, seed, epoch, statistic, value (the losses of the epoch included)."""
+    from .results import load_records
+
+    rows = []
+    for r in load_records(baseline.RECIPE.chapter, results):
+        if not _is_regime_run(r) or r["dataset"] != "synthped":
+            continue
+        for e in r["epochs"]:
+            values = {k: v for k, v in e.get("probe", {}).items() if not isinstance(v, list)}
+            values.update({f"loss/{k}": v for k, v in e["losses"].items()})
+            rows += [{"start": start_of(r), "loss": loss_of(r), "seed": r["config"]["seed"], "epoch": e["epoch"],
+                      "statistic": k, "value": v} for k, v in values.items()]
+    return pd.DataFrame(rows, columns=["start", "loss", "seed", "epoch", "statistic", "value"])
+
+
+def grad_ratio_frame(results: str | Path | None = None) -> pd.DataFrame:
+    """``||dL_tri/dθ|| / ||dL_id/dθ||`` at the last stage, every 20 steps: start, loss, seed, step, ratio."""
+    from .results import load_records
+
+    rows = [{"start": start_of(r), "loss": loss_of(r), "seed": r["config"]["seed"], "step": step, "ratio": ratio}
+            for r in load_records(baseline.RECIPE.chapter, results) if _is_regime_run(r) and r["dataset"] == "synthped"
+            for e in r["epochs"] for step, ratio in e.get("probe", {}).get("grad_ratio", [])]
+    return pd.DataFrame(rows, columns=["start", "loss", "seed", "step", "ratio"])
+
+
+def _claim(start_a: str, loss_a: str, start_b: str, loss_b: str) -> tuple[str, str]:
+    return f"{start_a} | {loss_a}", f"{start_b} | {loss_b}"
+
+
+#: "A beats B" on mAP, judged per dataset (:func:`reidlib.papers.results.judge_claims`).
+CLAIMS_PRETRAINING = [
+    ("ImageNet weights beat training Lite0 from scratch", *_claim("Lite0, ImageNet", ID_TRIPLET, "Lite0, scratch", ID_TRIPLET)),
+    ("Lite0 with ImageNet weights beats the old default (ResNet-18, scratch)",
+     *_claim("Lite0, ImageNet", ID_TRIPLET, "ResNet-18, scratch", ID_TRIPLET)),
+    ("Lite0 from scratch beats ResNet-18 from scratch", *_claim("Lite0, scratch", ID_TRIPLET, "ResNet-18, scratch", ID_TRIPLET)),
+]
+CLAIMS_TRIPLET = [
+    ("from scratch, ID only beats ID + triplet", *_claim("Lite0, scratch", ID_ONLY, "Lite0, scratch", ID_TRIPLET)),
+    ("from scratch, the ramp beats the triplet as shipped", *_claim("Lite0, scratch", RAMPED, "Lite0, scratch", ID_TRIPLET)),
+    ("from scratch, ID only beats the ramp", *_claim("Lite0, scratch", ID_ONLY, "Lite0, scratch", RAMPED)),
+    ("pre-trained, ID + triplet beats ID only", *_claim("Lite0, ImageNet", ID_TRIPLET, "Lite0, ImageNet", ID_ONLY)),
+    ("pre-trained, the ramp beats the triplet as shipped", *_claim("Lite0, ImageNet", RAMPED, "Lite0, ImageNet", ID_TRIPLET)),
+]
+
+
+def pick_default(frame: pd.DataFrame) -> tuple[str, str]:
+    """The CPU default, by the rule the page states: among the ID + triplet runs, the start with the best
+    mean mAP on the real data (CUHK03-NP subset) when it has runs of every start there, else on
+    synthped. Returns ``(start, dataset it was picked on)``."""
+    runs = frame[frame["loss"] == ID_TRIPLET]
+    real = runs[runs["dataset"] != "synthped"]
+    pool = real if not real.empty else runs[runs["dataset"] == "synthped"]
+    if pool.empty:
+        raise ValueError("no ID + triplet run of the regime: nothing to pick the CPU default from")
+    means = pool.groupby("start")["mAP"].mean()
+    return str(means.idxmax()), str(pool["dataset"].iloc[0])
+
+
+def map_heights(sizes: Iterable[tuple[int, int]] = ((128, 64), PART_IMAGE_SIZE, (256, 128), (384, 128)),
+                parts: Sequence[int] = (1, 2, 3, 4, 6), backbone: str = "efficientnet_lite0") -> pd.DataFrame:
+    """The height of the last feature map (``last_stride=1``) for each image size ``(H, W)``, measured by a
+    forward pass of ``backbone``, and which part counts divide it."""
+    import torch
+
+    from reidlib.models import build_backbone
+
+    net = build_backbone(backbone, last_stride=1).eval()
+    rows = []
+    with torch.no_grad():
+        for h, w in sizes:
+            fh = net(torch.zeros(1, 3, h, w)).shape[2]
+            rows.append({"image": f"{h}x{w}", "map height": fh, **{f"{p} parts": fh % p == 0 for p in parts}})
+    return pd.DataFrame(rows).set_index("image")
+
+
+def first_release_anomaly(results: str | Path | None = None) -> pd.DataFrame:
+    """The first release's from-scratch protocol (ResNet-18, 64x32, 32 epochs; baseline and ES-Net
+    chapters): per run, whether a triplet loss trained it, its final mAP, the number of epochs its ID
+    loss stayed at chance (within 5 % of ln N) and the lowest epoch mean of its triplet loss."""
+    from .results import load_records
+
+    rows = []
+    for chapter in ("baseline", "esnet"):
+        for r in load_records(chapter, results):
+            c = r["config"]
+            if (c["backbone"], c["height"], c["width"], c["epochs"]) != ("resnet18", 64, 32, 32) or r["dataset"] != "synthped":
+                continue
+            chance = np.log(r.get("num_classes") or r["dataset_summary"]["train"]["ids"])
+            ids = [np.mean([v for k, v in e["losses"].items() if k == "id" or k.endswith("/id")]) for e in r["epochs"]]
+            tri = [np.mean(t) for e in r["epochs"] if (t := [v for k, v in e["losses"].items()
+                                                             if k == "triplet" or k.endswith("/triplet")])]
+            rows.append({"chapter": chapter, "run": r["run_name"], "triplet loss": bool(tri),
+                         "mAP": 100 * r["final"]["mAP"], "epochs at chance": int(np.sum(np.array(ids) > 0.95 * chance)),
+                         "lowest triplet loss": min(tri) if tri else np.nan})
+    return pd.DataFrame(rows, columns=["chapter", "run", "triplet loss", "mAP", "epochs at chance", "lowest triplet loss"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--group", action="append", choices=list(PLAN), help="run group(s); default: all")
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each")
+    ap.add_argument("--output-dir", default="results")
+    ap.add_argument("--dry-run", action="store_true")
+    args = ap.parse_args(argv)
+    groups = args.group or list(PLAN)
+    # seed by seed within a group, so that an interrupted session leaves every setting with its first seeds
+    todo = []
+    for p in (p for g in groups for p in sorted(PLAN[g], key=lambda p: p["seed"])):
+        if p.get("data_root") and not Path(p["data_root"]).is_dir():
+            print(f"skipped (data_root {p['data_root']!r} not found from {Path.cwd()}): {json.dumps(p)}")
+        elif not record_path_of(p, args.output_dir).is_file():
+            todo.append(p)
+    print(f"{len(todo)} runs to do", flush=True)
+    if args.dry_run:
+        for p in todo:
+            print(json.dumps(p))
+        return 0
+    running: list[tuple[subprocess.Popen, dict[str, Any], float]] = []
+    failed = 0
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            p = {**todo.pop(0), "num_threads": 1, "device": "cpu", "progress": False, "output_dir": args.output_dir}
+            code = f"import json; from reidlib.papers import baseline; baseline.train(**json.loads({json.dumps(p)!r}))"
+            running.append((subprocess.Popen([sys.executable, "-c", code]), p, time.perf_counter()))
+        time.sleep(2)
+        for item in list(running):
+            proc, p, t0 = item
+            if proc.poll() is not None:
+                running.remove(item)
+                status = "done" if proc.returncode == 0 else f"FAILED ({proc.returncode})"
+                failed += proc.returncode != 0
+                print(f"{status} in {time.perf_counter() - t0:.0f} s: {baseline.config(**p).name}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
