@@ -1,11 +1,12 @@
 """Per-step cost of the Trainer against a minimal hand-written PyTorch loop.
 
-Same model (the strong baseline, ResNet-18), same in-memory data, same P x K batches, same
-losses, optimizer and schedule; CPU, small config. The two loops are timed in alternating
-rounds in the same process (the machine is shared and noisy) and the script prints each one's
-median seconds per step and the ratio trainer / hand loop. Target (issue 4): ratio <= 1.05.
+Same model (the strong baseline on the CPU default backbone, EfficientNet-Lite0; ``--backbone``),
+same in-memory data, same P x K batches, same losses, optimizer and schedule; CPU, small config.
+The two loops are timed in alternating rounds in the same process (the machine is shared and
+noisy) and the script prints each one's median seconds per step and the ratio trainer / hand loop.
+Target (issue 4): ratio <= 1.05.
 
-    python benchmarks/bench_trainer.py [--steps 6] [--rounds 5] [--height 64 --width 32 --P 8 --K 4]
+    python benchmarks/bench_trainer.py [--steps 6] [--rounds 5] [--height 64 --width 32 --P 8 --K 4] [--backbone resnet18]
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from reidlib.engine.schedules import as_lr_scheduler
 from reidlib.engine.trainer import Batch, Trainer
 from reidlib.losses import build_criterion
 from reidlib.models import Baseline
-from reidlib.papers.baseline import bag_of_tricks
+from reidlib.papers.baseline import CPU_PROTOCOL, bag_of_tricks
 
 
 class MemoryData(Dataset):
@@ -52,7 +53,7 @@ class Batches:
 
 def setup(args, n_ids: int):
     torch.manual_seed(0)
-    model = Baseline("resnet18", num_classes=n_ids)
+    model = Baseline(args.backbone, num_classes=n_ids)
     crit = build_criterion("reid", n_ids)
     opt = torch.optim.Adam(model.parameters(), lr=3.5e-4, weight_decay=5e-4)
     return model, crit, opt
@@ -94,6 +95,7 @@ def main() -> None:
     ap.add_argument("--P", type=int, default=8)
     ap.add_argument("--K", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--backbone", default=CPU_PROTOCOL["backbone"], help="the CPU default; resnet18 was the first release's")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n_ids = args.P * args.steps
@@ -108,7 +110,7 @@ def main() -> None:
         hand.append((time.perf_counter() - t0) / args.steps)
         trainer.append(trainer_loop(args, data, batches, n_ids) / args.steps)
     h, t = statistics.median(hand), statistics.median(trainer)
-    print(f"config: resnet18 baseline, batch {args.P}x{args.K} at {args.height}x{args.width}, {args.steps} steps x "
+    print(f"config: {args.backbone} baseline, batch {args.P}x{args.K} at {args.height}x{args.width}, {args.steps} steps x "
           f"{args.rounds} rounds, {args.threads} thread(s), CPU")
     print(f"hand-written loop : {h * 1e3:8.1f} ms/step (median; rounds: {', '.join(f'{x * 1e3:.0f}' for x in hand)})")
     print(f"Trainer           : {t * 1e3:8.1f} ms/step (median; rounds: {', '.join(f'{x * 1e3:.0f}' for x in trainer)})")

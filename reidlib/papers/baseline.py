@@ -118,10 +118,17 @@ def train(**parameters: Any) -> dict[str, Any]:
 
 
 def records_frame(results: Any = None):
-    """The chapter's runs, one row each (:func:`reidlib.papers.results.runs_table`)."""
+    """The chapter's runs, one row each (:func:`reidlib.papers.results.runs_table`), with the backbone
+    (``-imagenet`` where it started from ImageNet weights), image size, epochs, the losses that trained it
+    (``ID + triplet``, ``ID only``, ``ID + triplet, ramped``, ...) and rank-5/10."""
+    from .regime import loss_of
     from .results import load_records, runs_table
 
-    return runs_table(load_records(RECIPE.chapter, results), extra=lambda r: {
-        "backbone": r["config"]["backbone"], "image": f"{r['config']['height']}x{r['config']['width']}",
-        "epochs": len(r["epochs"]), "metric": r["config"]["eval_metric"],
-        "rank-5": 100 * r["final"]["rank5"], "rank-10": 100 * r["final"]["rank10"]})
+    def extra(r):
+        c = r["config"]
+        weights = "-imagenet" if c["pretrained"] or c["weights_path"] else ""
+        return {"backbone": c["backbone"] + weights, "image": f"{c['height']}x{c['width']}", "epochs": len(r["epochs"]),
+                "loss": loss_of(r), "metric": c["eval_metric"], "rank-5": 100 * r["final"]["rank5"],
+                "rank-10": 100 * r["final"]["rank10"]}
+
+    return runs_table(load_records(RECIPE.chapter, results), extra=extra)

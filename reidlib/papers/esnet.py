@@ -27,6 +27,7 @@ from reidlib.engine.trainer import Hook
 from reidlib.models.esnet import ESNet, ESNetConfig
 
 from ._recipe import Recipe
+from .baseline import CPU_PROTOCOL
 
 __all__ = ["VARIANTS", "PRESETS", "TrainingPreset", "TABLE_ROWS", "ROW_ALIASES", "CLAIMS", "RECIPE", "Demo",
            "ErasedLossProbe", "PPoolingLog", "build", "config", "esnet_schedule", "load_demo", "model_config",
@@ -193,11 +194,13 @@ def criterion_options(model: ESNetConfig, label_smoothing: float = 0.0) -> dict[
     return {"label_smoothing": label_smoothing, "margin": 0.3, "triplet_weight": 1.0 if model.triplet else 0.0}
 
 
-def run_name(variant: str, model: ESNetConfig, backbone: str, height: int, width: int, epochs: int, seed: int) -> str:
-    """``esnet_ratio0.2_prob0.5_layer4_resnet18_128x64_e30_s0``: the erasing ratio and probability are
-    spelt out (``P`` is the batch's identity count)."""
+def run_name(variant: str, model: ESNetConfig, backbone: str, height: int, width: int, epochs: int, seed: int,
+             pretrained: bool = False) -> str:
+    """``esnet_ratio0.2_prob0.5_layer4_efficientnet_lite0-imagenet_128x64_e6_s0``: the erasing ratio and
+    probability are spelt out (``P`` is the batch's identity count); ``-imagenet`` marks ImageNet weights."""
     tag = (f"_ratio{model.ratio:g}_prob{model.prob:g}_{model.saliency_layer}" if model.erases_by_saliency else "")
-    return f"{variant}{tag}_{backbone}_{height}x{width}_e{epochs}_s{seed}"
+    weights = "-imagenet" if pretrained else ""
+    return f"{variant}{tag}_{backbone}{weights}_{height}x{width}_e{epochs}_s{seed}"
 
 
 # ---- training -------------------------------------------------------------------------------------
@@ -208,10 +211,13 @@ RECIPE = Recipe(
         "dataset": "synthped", "data_root": None, "synthped_preset": "default", "dataset_options": {},
         "variant": "esnet", "erasing_ratio": None, "erasing_prob": None, "saliency_layer": None, "esb_pooling": None,
         "aib_pooling": None, "descriptor": None, "probe_erased_loss": False, "probe_every": 5,
-        "backbone": "resnet18", "pretrained": False, "weights_path": None, "paper_preset": None,
-        "height": 128, "width": 64, "P": 16, "K": 4, "epochs": 30, "lr": 3.5e-4, "weight_decay": 5e-4,
-        "warmup_epochs": 10, "warmup_start_factor": 0.1, "milestones": [20, 25], "label_smoothing": 0.0,
-        "max_steps_per_epoch": None, "eval_every": 10, "device": "auto", "amp": True, "num_threads": None,
+        # the CPU regime every chapter shares (reidlib.papers.baseline.CPU_PROTOCOL, picked on the baseline
+        # chapter's page "What pre-training changes"); the first release's runs used ResNet-18 from scratch
+        "backbone": CPU_PROTOCOL["backbone"], "pretrained": CPU_PROTOCOL["pretrained"], "weights_path": None,
+        "paper_preset": None, "height": CPU_PROTOCOL["height"], "width": CPU_PROTOCOL["width"], "P": 16, "K": 4,
+        "epochs": CPU_PROTOCOL["epochs"], "lr": 3.5e-4, "weight_decay": 5e-4, "warmup_epochs": CPU_PROTOCOL["warmup_epochs"],
+        "warmup_start_factor": 0.1, "milestones": CPU_PROTOCOL["milestones"], "label_smoothing": 0.0,
+        "max_steps_per_epoch": None, "eval_every": CPU_PROTOCOL["eval_every"], "device": "auto", "amp": True, "num_threads": None,
         "num_workers": 1, "seed": 0, "output_dir": "results", "run_name": None, "resume": False, "progress": True,
     },
     types={"data_root": str, "erasing_ratio": float, "erasing_prob": float, "saliency_layer": str, "esb_pooling": str,
@@ -264,7 +270,7 @@ def config(**parameters: Any):
         sizes, schedule = pre.config_fields(), {"warmup_epochs": pre.warmup_epochs, "milestones": pre.milestones,
                                                 "warmup_start_factor": pre.warmup_start_lr / pre.lr}
     name = p["run_name"] or run_name(p["variant"], model, p["backbone"], sizes["height"], sizes["width"],
-                                     sizes["epochs"], p["seed"])
+                                     sizes["epochs"], p["seed"], pretrained=bool(p["pretrained"] or p["weights_path"]))
     return TrainConfig(
         dataset=p["dataset"], data_root=p["data_root"], synthped_preset=p["synthped_preset"],
         dataset_options=p["dataset_options"], random_erasing=model.data_random_erasing, padding=0,
