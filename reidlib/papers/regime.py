@@ -30,7 +30,7 @@ import pandas as pd
 from . import baseline
 
 __all__ = ["PLAN", "SEEDS", "BACKBONES", "CLAIMS_PRETRAINING", "CLAIMS_TRIPLET", "PART_IMAGE_SIZE", "planned",
-           "record_path_of", "main", "start_of", "loss_of", "records_frame", "summary", "probe_frame",
+           "record_path_of", "missing_runs", "main", "start_of", "loss_of", "records_frame", "summary", "probe_frame",
            "grad_ratio_frame", "pick_default", "map_heights", "first_release_anomaly"]
 
 SEEDS = (0, 1, 2)
@@ -74,12 +74,25 @@ def planned(groups: Iterable[str]) -> list[dict[str, Any]]:
     return out
 
 
-def record_path_of(parameters: dict[str, Any], output_dir: str = "results") -> Path:
-    """Where :func:`reidlib.papers.baseline.train` writes the record of ``parameters``."""
+def record_path_of(parameters: dict[str, Any], output_dir: str | Path = "results") -> Path:
+    """Where :func:`reidlib.papers.baseline.train` writes the record of ``parameters`` (computed from the
+    names alone: the dataset need not be on this machine)."""
     from reidlib.engine.records import record_path
 
-    cfg = baseline.config(**parameters)
-    return record_path(output_dir, cfg.chapter, cfg.dataset_key, cfg.name)
+    p = baseline.RECIPE.parameters(parameters)
+    key = f"{p['dataset']}_{p['split']}" if p["split"] else p["dataset"]
+    return record_path(output_dir, baseline.RECIPE.chapter, key, p["run_name"] or baseline.run_name(p))
+
+
+def missing_runs(results: str | Path | None = None) -> pd.DataFrame:
+    """The planned runs (:data:`PLAN`) without a record under ``results`` (default: the project's): group,
+    dataset and run name. The pages list them under "what was left out"."""
+    from reidlib.paths import results_dir
+
+    root = Path(results) if results is not None else results_dir()
+    rows = [{"group": g, "dataset": path.parent.name, "run": path.stem}
+            for g, runs in PLAN.items() for path in (record_path_of(p, root) for p in runs) if not path.is_file()]
+    return pd.DataFrame(rows, columns=["group", "dataset", "run"])
 
 
 # ------------------------------------------------------------------------------------------

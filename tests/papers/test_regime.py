@@ -1,13 +1,21 @@
 """The CPU regime's plan: three seeds per setting, one record path per run, only the baseline recipe's
-parameters; the dry run lists what is missing."""
+parameters; the dry run lists what is missing. And what the two pages read from the records: synthetic
+records, copies of a real one with fields changed, written where :func:`reidlib.papers.results.load_records`
+reads (and validates) them."""
 from __future__ import annotations
 
+import copy
 import json
+import math
 from collections import defaultdict
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
 
-from reidlib.papers import regime
+from reidlib.papers import baseline, regime
 from reidlib.papers.baseline import RECIPE
 
 ALL = regime.planned(regime.PLAN)
@@ -70,3 +78,312 @@ def test_dry_run_lists_the_missing_runs(tmp_path, capsys, monkeypatch):
     listed = [json.loads(line) for line in lines[1:]]
     assert done not in listed and len(listed) == len(regime.PLAN["triplet"]) - 1
     assert [p["seed"] for p in listed] == sorted(p["seed"] for p in listed)  # seed by seed
+
+
+# ------------------------------------------------------------------------------------------
+# reading the records
+
+REAL_RECORD = Path(__file__).resolve().parents[2] / "results" / "baseline" / "synthped" / "resnet18_64x32_e32_s0.json"
+REAL = json.loads(REAL_RECORD.read_text())
+REGIME_CONFIG = {"backbone": "efficientnet_lite0", "pretrained": False, "height": 128, "width": 64, "epochs": 6}
+
+
+def _record(name: str, *, chapter: str = "baseline", dataset: str = "synthped", config: dict | None = None,
+            criterion: dict | None = None, model: dict | None = None, final: dict | None = None,
+            epochs: list[dict] | None = None, **top) -> dict:
+    """The real record (ResNet-18 64x32, 32 epochs, ID + triplet, bnneck, ls 0.1, re 0.5) with fields changed;
+    ``config`` / ``criterion`` / ``model`` / ``final`` update config, its criterion and model options, final."""
+    r = copy.deepcopy(REAL)
+    r.update(chapter=chapter, dataset=dataset, run_name=name, **top)
+    r["config"].update({"dataset": dataset, "chapter": chapter, **(config or {})})
+    r["config"]["criterion_options"].update(criterion or {})
+    r["config"]["model_options"].update(model or {})
+    r["final"].update(final or {})
+    r["epochs"] = copy.deepcopy(REAL["epochs"][:2]) if epochs is None else epochs
+    return r
+
+
+def _regime(name: str, **kw) -> dict:
+    """A run of the regime (128x64, every trick on): Lite0 from scratch, ID + triplet unless changed."""
+    return _record(name, **{**kw, "config": {**REGIME_CONFIG, **kw.get("config", {})}})
+
+
+def _write(root: Path, *records: dict) -> Path:
+    for r in records:
+        path = root / r["chapter"] / r["dataset"] / f"{r['run_name']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r))
+    return root
+
+
+def _epoch(epoch: int, losses: dict, probe: dict | None = None) -> dict:
+    e = {"epoch": epoch, "lr": 3.5e-4, "losses": losses, "time_s": 1.0, "steps": 16}
+    return {**e, "probe": probe} if probe is not None else e
+
+
+def test_the_synthetic_records_are_valid_records(tmp_path):
+    from reidlib.engine.records import read_records
+
+    _write(tmp_path, _regime("a"), _record("b", chapter="esnet"))
+    assert [r["run_name"] for r in read_records(tmp_path)] == ["a", "b"]  # validated on reading
+
+
+def _with_config(**config) -> dict:
+    r = copy.deepcopy(REAL)
+    r["config"].update(config)
+    return r
+
+
+@pytest.mark.parametrize("backbone, pretrained, weights_path, start", [
+    ("resnet18", False, None, "ResNet-18, scratch"),
+    ("efficientnet_lite0", False, None, "Lite0, scratch"),
+    ("efficientnet_lite0", True, None, "Lite0, ImageNet"),
+    ("efficientnet_lite0", False, "weights.pt", "Lite0, ImageNet"),  # weights from a file count as pre-trained
+    ("resnet18", True, None, "resnet18, ImageNet"),  # not one of the three starts: backbone, weights
+    ("resnet50", False, None, "resnet50, scratch"),
+])
+def test_start_of(backbone, pretrained, weights_path, start):
+    assert regime.start_of(_with_config(backbone=backbone, pretrained=pretrained, weights_path=weights_path)) == start
+
+
+@pytest.mark.parametrize("options, loss", [
+    ({}, regime.ID_TRIPLET),  # the real record: triplet weight 1, no ramp or soft margin key
+    ({"triplet_weight": 1.0, "triplet_ramp": 0.0, "soft_margin": False}, "ID + triplet"),
+    ({"triplet_weight": 0.0}, "ID only"),
+    ({"triplet_weight": 0, "triplet_ramp": 0.25, "soft_margin": True}, "ID only"),  # weight 0 wins
+    ({"soft_margin": True}, "ID + soft-margin triplet"),
+    ({"soft_margin": True, "triplet_ramp": 0.25}, "ID + soft-margin triplet"),
+    ({"triplet_ramp": 0.25}, "ID + triplet, ramped"),
+    ({"triplet_weight": 0.5, "triplet_ramp": 0.0}, "ID + triplet"),
+])
+def test_loss_of(options, loss):
+    r = copy.deepcopy(REAL)
+    r["config"]["criterion_options"].update(options)
+    assert regime.loss_of(r) == loss
+
+
+def test_loss_of_defaults_the_triplet_weight_to_one():
+    r = copy.deepcopy(REAL)
+    del r["config"]["criterion_options"]["triplet_weight"]
+    assert regime.loss_of(r) == regime.ID_TRIPLET
+
+
+def test_records_frame_keeps_the_regime_runs_only(tmp_path):
+    per_query = {"query_index": [0, 1, 2], "AP": [0.5, 0.25, 1.0], "rank1": [1, 0, 1]}
+    _write(tmp_path,
+           _regime("in_lite0", final={"mAP": 0.4, "rank1": 0.5, "mAP_hard": 0.2, "per_query": per_query}),
+           _regime("in_imagenet_id_only", config={"pretrained": True, "seed": 1}, criterion={"triplet_weight": 0.0}),
+           _regime("in_resnet_cuhk", dataset="cuhk03_np", config={"backbone": "resnet18"}),
+           _regime("in_neck_default", model={"neck": None}),  # replaced below: no neck key means bnneck
+           _regime("out_neck", model={"neck": "none"}),
+           _regime("out_ls0", criterion={"label_smoothing": 0.0}),
+           _regime("out_re0", config={"random_erasing": 0.0}),
+           _regime("out_192x64", config={"height": 192}),
+           _record("out_64x32"),  # the first release's protocol
+           _regime("out_other_chapter", chapter="esnet"))
+    path = tmp_path / "baseline" / "synthped" / "in_neck_default.json"
+    r = json.loads(path.read_text())
+    del r["config"]["model_options"]["neck"]
+    path.write_text(json.dumps(r))
+
+    frame = regime.records_frame(tmp_path).set_index("run")
+    assert sorted(frame.index) == ["in_imagenet_id_only", "in_lite0", "in_neck_default", "in_resnet_cuhk"]
+    assert frame.loc["in_lite0", "variant"] == "Lite0, scratch | ID + triplet"
+    assert frame.loc["in_imagenet_id_only", "variant"] == "Lite0, ImageNet | ID only"
+    assert frame.loc["in_resnet_cuhk", "variant"] == "ResNet-18, scratch | ID + triplet"
+    assert (frame["variant"] == frame["start"] + " | " + frame["loss"]).all()
+    assert frame.loc["in_resnet_cuhk", "dataset"] == "cuhk03_np" and frame.loc["in_imagenet_id_only", "seed"] == 1
+    assert frame.loc["in_lite0", "mAP"] == pytest.approx(40.0) and frame.loc["in_lite0", "rank-1"] == pytest.approx(50.0)
+    assert frame.loc["in_lite0", "mAP (hard)"] == pytest.approx(20.0)
+    assert np.isnan(frame.loc["in_imagenet_id_only", "mAP (hard)"])
+    np.testing.assert_allclose(frame.loc["in_lite0", "per-query AP"], [50.0, 25.0, 100.0])
+    np.testing.assert_allclose(frame.loc["in_lite0", "per-query rank-1"], [100.0, 0.0, 100.0])
+    assert frame.loc["in_imagenet_id_only", "per-query AP"] is None
+
+
+def test_records_frame_without_records(tmp_path):
+    assert regime.records_frame(tmp_path).empty
+    _write(tmp_path, _record("out_64x32"))
+    assert regime.records_frame(tmp_path).empty
+
+
+def _summary_frame() -> pd.DataFrame:
+    rows = [{"dataset": "synthped", "start": "Lite0, scratch", "loss": "ID only", "seed": s, "mAP": m, "rank-1": r,
+             "mAP (hard)": h} for s, (m, r, h) in enumerate([(40.0, 50.0, 20.0), (44.0, 53.0, np.nan), (45.0, 56.0, 30.0)])]
+    rows += [{"dataset": "synthped", "start": "Lite0, ImageNet", "loss": "ID only", "seed": 0, "mAP": 70.0, "rank-1": 80.0,
+              "mAP (hard)": np.nan}]
+    return pd.DataFrame(rows)
+
+
+def test_summary_is_the_t_interval_over_seeds():
+    table = regime.summary(_summary_frame())
+    assert table.index.names == ["dataset", "start", "loss"]
+    row = table.loc[("synthped", "Lite0, scratch", "ID only")]
+    for metric, values in (("mAP", [40.0, 44.0, 45.0]), ("rank-1", [50.0, 53.0, 56.0]), ("mAP (hard)", [20.0, 30.0])):
+        v = np.array(values)
+        low, high = stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+        assert row[metric] == pytest.approx(v.mean()) == pytest.approx((low + high) / 2)
+        assert row[f"{metric} ±"] == pytest.approx((high - low) / 2)
+    # by hand, mAP: mean 43, sd sqrt(7), t(0.975, 2 dof) = 4.3027
+    assert row["mAP ±"] == pytest.approx(4.302653 * math.sqrt(7) / math.sqrt(3), rel=1e-6)
+    assert row["seeds"] == 3  # the runs, also where a metric lacks a value
+    one = table.loc[("synthped", "Lite0, ImageNet", "ID only")]
+    assert one["mAP"] == 70.0 and np.isnan(one["mAP ±"]) and one["seeds"] == 1
+    assert np.isnan(one["mAP (hard)"]) and np.isnan(one["mAP (hard) ±"])
+
+
+def test_summary_by_other_columns_and_level():
+    table = regime.summary(_summary_frame(), by=("start",), metrics=("mAP",), level=0.9)
+    assert list(table.columns) == ["mAP", "mAP ±", "seeds"] and table.index.name == "start"
+    v = np.array([40.0, 44.0, 45.0])
+    assert table.loc["Lite0, scratch", "mAP ±"] == pytest.approx(stats.t.ppf(0.95, 2) * v.std(ddof=1) / np.sqrt(3))
+
+
+def _probed_epochs() -> list[dict]:
+    return [_epoch(1, {"id": 4.8, "triplet": 0.9, "total": 5.7},
+                   {"sqrt_eps": 0.00316, "feat_norm": 12.5, "active": 0.75, "grad_ratio": [[0, 0.5], [10, 0.4]]}),
+            _epoch(2, {"id": 4.0, "triplet": 0.6, "total": 4.6},
+                   {"sqrt_eps": 0.00316, "feat_norm": 13.0, "active": 0.5, "grad_ratio": [[20, 0.3]]}),
+            _epoch(3, {"id": 3.5, "triplet": 0.5, "total": 4.0})]  # no probe this epoch
+
+
+def _probed_results(root: Path) -> Path:
+    return _write(root,
+                  _regime("probed", config={"seed": 2}, epochs=_probed_epochs()),
+                  _regime("probed_cuhk", dataset="cuhk03_np", epochs=_probed_epochs()),  # not synthped
+                  _record("probed_64x32", epochs=_probed_epochs()))  # not a regime run
+
+
+def test_probe_frame_is_long_form(tmp_path):
+    probes = regime.probe_frame(_probed_results(tmp_path))
+    assert list(probes.columns) == ["start", "loss", "seed", "epoch", "statistic", "value"]
+    assert set(probes.start) == {"Lite0, scratch"} and set(probes["loss"]) == {"ID + triplet"} and set(probes.seed) == {2}
+    got = {(e, s): v for e, s, v in probes[["epoch", "statistic", "value"]].itertuples(index=False)}
+    want = {}
+    for e in _probed_epochs():
+        scalars = {k: v for k, v in e.get("probe", {}).items() if k != "grad_ratio"}
+        want.update({(e["epoch"], k): v for k, v in scalars.items()})
+        want.update({(e["epoch"], f"loss/{k}"): v for k, v in e["losses"].items()})
+    assert got == want and len(probes) == len(want) == 6 + 6 + 3
+    assert "grad_ratio" not in set(probes.statistic)
+
+
+def test_grad_ratio_frame_lists_the_pairs(tmp_path):
+    ratios = regime.grad_ratio_frame(_probed_results(tmp_path))
+    assert list(ratios.columns) == ["start", "loss", "seed", "step", "ratio"]
+    assert ratios[["seed", "step", "ratio"]].values.tolist() == [[2, 0, 0.5], [2, 10, 0.4], [2, 20, 0.3]]
+    assert ratios.start.tolist() == ["Lite0, scratch"] * 3 and ratios["loss"].tolist() == ["ID + triplet"] * 3
+
+
+def test_probe_frames_without_probes(tmp_path):
+    _write(tmp_path, _regime("unprobed"))
+    assert regime.grad_ratio_frame(tmp_path).empty
+    assert set(regime.probe_frame(tmp_path).statistic) == {"loss/id", "loss/triplet", "loss/total"}
+    empty = tmp_path / "nothing"
+    assert regime.probe_frame(empty).empty and list(regime.grad_ratio_frame(empty).columns) == [
+        "start", "loss", "seed", "step", "ratio"]
+
+
+def _pick_frame(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": d, "start": s, "loss": loss, "mAP": m} for d, s, loss, m in rows])
+
+
+SYNTHPED_RUNS = [("synthped", "Lite0, scratch", regime.ID_TRIPLET, 60.0), ("synthped", "Lite0, scratch", regime.ID_TRIPLET, 62.0),
+                 ("synthped", "Lite0, ImageNet", regime.ID_TRIPLET, 55.0), ("synthped", "Lite0, ImageNet", regime.ID_TRIPLET, 56.0),
+                 ("synthped", "ResNet-18, scratch", regime.ID_ONLY, 90.0)]
+
+
+def test_pick_default_picks_on_the_real_data_when_there_are_runs():
+    real = [("cuhk03_np", "Lite0, scratch", regime.ID_TRIPLET, 10.0), ("cuhk03_np", "Lite0, scratch", regime.ID_TRIPLET, 30.0),
+            ("cuhk03_np", "Lite0, ImageNet", regime.ID_TRIPLET, 21.0), ("cuhk03_np", "Lite0, ImageNet", regime.ID_TRIPLET, 22.0),
+            ("cuhk03_np", "ResNet-18, scratch", regime.ID_ONLY, 50.0)]  # the best mAP, but not ID + triplet
+    # synthped prefers from scratch; on CUHK03-NP, ImageNet's mean (21.5) beats scratch's (20) though scratch has the best run
+    assert regime.pick_default(_pick_frame(SYNTHPED_RUNS + real)) == ("Lite0, ImageNet", "cuhk03_np")
+
+
+def test_pick_default_falls_back_on_synthped():
+    assert regime.pick_default(_pick_frame(SYNTHPED_RUNS)) == ("Lite0, scratch", "synthped")
+    only_id_only_real = [("cuhk03_np", "Lite0, ImageNet", regime.ID_ONLY, 99.0)]
+    assert regime.pick_default(_pick_frame(SYNTHPED_RUNS + only_id_only_real)) == ("Lite0, scratch", "synthped")
+
+
+def test_pick_default_needs_an_id_triplet_run():
+    frame = _pick_frame([("synthped", "Lite0, scratch", regime.ID_ONLY, 60.0), ("cuhk03_np", "Lite0, scratch", regime.RAMPED, 9.0)])
+    with pytest.raises(ValueError, match=r"no ID \+ triplet run of the regime"):
+        regime.pick_default(frame)
+
+
+def test_pick_default_on_records(tmp_path):
+    _write(tmp_path, *[_regime(f"lite0_s{s}", config={"seed": s}, final={"mAP": m}) for s, m in enumerate((0.3, 0.32, 0.34))],
+           *[_regime(f"imagenet_s{s}", config={"seed": s, "pretrained": True}, final={"mAP": m})
+             for s, m in enumerate((0.5, 0.52, 0.54))])
+    assert regime.pick_default(regime.records_frame(tmp_path)) == ("Lite0, ImageNet", "synthped")
+
+
+def test_map_heights_of_the_part_image_size():
+    heights = regime.map_heights(sizes=((128, 64), regime.PART_IMAGE_SIZE))
+    assert regime.PART_IMAGE_SIZE == (192, 64)
+    assert list(heights.index) == ["128x64", "192x64"] and heights.index.name == "image"
+    assert heights["map height"].tolist() == [8, 12]
+    assert list(heights.columns) == ["map height", "1 parts", "2 parts", "3 parts", "4 parts", "6 parts"]
+    assert heights.loc["128x64"].drop("map height").tolist() == [True, True, False, True, False]
+    assert heights.loc["192x64"].drop("map height").tolist() == [True] * 5
+
+
+def test_first_release_anomaly(tmp_path):
+    n = 10  # ln 10 = 2.303: at chance above 0.95 ln 10 = 2.187
+    at_chance = [_epoch(1, {"id": 2.30, "triplet": 0.40, "total": 2.7}), _epoch(2, {"id": 2.20, "triplet": 0.30, "total": 2.5}),
+                 _epoch(3, {"id": 2.10, "triplet": 0.35, "total": 2.45}), _epoch(4, {"id": 1.00, "triplet": 0.50, "total": 1.5})]
+    # ES-Net's branches: mean of aib/id and esb/id (not the sum, not the max; "total" is not an ID loss)
+    branches = [_epoch(1, {"aib/id": 2.40, "esb/id": 2.30, "aib/triplet": 0.6, "esb/triplet": 0.2, "total": 9.0}),
+                _epoch(2, {"aib/id": 2.40, "esb/id": 1.80, "aib/triplet": 0.1, "esb/triplet": 0.5, "total": 9.0}),
+                _epoch(3, {"aib/id": 1.00, "esb/id": 1.00, "aib/triplet": 0.4, "esb/triplet": 0.4, "total": 9.0})]
+    id_only = [_epoch(1, {"id": 2.25, "total": 2.25}), _epoch(2, {"id": 1.5, "total": 1.5})]
+    no_num_classes = _record("from_summary", final={"mAP": 0.1}, epochs=[_epoch(1, {"id": 4.7, "triplet": 1.0, "total": 5.7})])
+    del no_num_classes["num_classes"]  # then the train ids of the dataset summary: 128, ln 128 = 4.852, 0.95 of it 4.61
+    _write(tmp_path,
+           _record("tri", num_classes=n, final={"mAP": 0.25}, epochs=at_chance),
+           _record("id_only", num_classes=n, final={"mAP": 0.5}, criterion={"triplet_weight": 0.0}, epochs=id_only),
+           no_num_classes,
+           _record("esnet_run", chapter="esnet", num_classes=n, final={"mAP": 0.3}, epochs=branches),
+           _record("other_chapter", chapter="hen", num_classes=n),
+           _record("cuhk", dataset="cuhk03_np", num_classes=n),
+           _record("e6", num_classes=n, config={"epochs": 6}),
+           _record("lite0", num_classes=n, config={"backbone": "efficientnet_lite0"}),
+           _regime("regime", num_classes=n))
+    table = regime.first_release_anomaly(tmp_path)
+    assert list(table.columns) == ["chapter", "run", "triplet loss", "mAP", "epochs at chance", "lowest triplet loss"]
+    assert table[["chapter", "run"]].values.tolist() == [["baseline", "from_summary"], ["baseline", "id_only"],
+                                                         ["baseline", "tri"], ["esnet", "esnet_run"]]
+    t = table.set_index("run")
+    assert t.loc["tri", "epochs at chance"] == 2 and t.loc["tri", "lowest triplet loss"] == pytest.approx(0.30)
+    assert t.loc["tri", "triplet loss"] and t.loc["tri", "mAP"] == pytest.approx(25.0)
+    assert t.loc["id_only", "epochs at chance"] == 1 and not t.loc["id_only", "triplet loss"]
+    assert np.isnan(t.loc["id_only", "lowest triplet loss"])
+    assert t.loc["from_summary", "epochs at chance"] == 1
+    assert t.loc["esnet_run", "epochs at chance"] == 1  # epoch 2's mean 2.10 is not at chance
+    assert t.loc["esnet_run", "lowest triplet loss"] == pytest.approx(0.30)  # epoch 2's mean, not its 0.1
+    assert t.loc["esnet_run", "mAP"] == pytest.approx(30.0)
+
+
+def test_first_release_anomaly_without_records(tmp_path):
+    table = regime.first_release_anomaly(tmp_path)
+    assert table.empty and "epochs at chance" in table
+
+
+def test_baseline_records_frame_columns(tmp_path):
+    _write(tmp_path,
+           _record("old"),  # ResNet-18 from scratch, 64x32, 2 epochs kept, euclidean
+           _regime("imagenet", config={"pretrained": True, "eval_metric": "cosine"}, criterion={"triplet_weight": 0.0},
+                   final={"rank5": 0.75, "rank10": 0.875}),
+           _regime("from_file", config={"weights_path": "lite0.pt"}, criterion={"triplet_ramp": 0.25}),
+           _regime("esnet", chapter="esnet"))  # another chapter
+    frame = baseline.records_frame(tmp_path).set_index("run")
+    assert sorted(frame.index) == ["from_file", "imagenet", "old"]
+    assert frame.loc["old", ["backbone", "image", "loss", "epochs", "metric"]].tolist() == [
+        "resnet18", "64x32", "ID + triplet", 2, "euclidean"]
+    assert frame.loc["imagenet", ["backbone", "image", "loss", "metric"]].tolist() == [
+        "efficientnet_lite0-imagenet", "128x64", "ID only", "cosine"]
+    assert frame.loc["from_file", ["backbone", "loss"]].tolist() == ["efficientnet_lite0-imagenet", "ID + triplet, ramped"]
+    assert frame.loc["imagenet", "rank-5"] == pytest.approx(75.0) and frame.loc["imagenet", "rank-10"] == pytest.approx(87.5)
+    assert frame.loc["old", "mAP"] == pytest.approx(100 * REAL["final"]["mAP"])
