@@ -31,7 +31,7 @@ from . import baseline
 
 __all__ = ["PLAN", "SEEDS", "BACKBONES", "CLAIMS_PRETRAINING", "CLAIMS_TRIPLET", "PART_IMAGE_SIZE", "planned",
            "record_path_of", "missing_runs", "main", "start_of", "loss_of", "records_frame", "summary", "probe_frame",
-           "grad_ratio_frame", "pick_default", "map_heights", "first_release_anomaly"]
+           "grad_ratio_frame", "triplet_evidence", "pick_default", "map_heights", "first_release_anomaly"]
 
 SEEDS = (0, 1, 2)
 
@@ -188,6 +188,24 @@ def grad_ratio_frame(results: str | Path | None = None) -> pd.DataFrame:
             for r in load_records(baseline.RECIPE.chapter, results) if _is_regime_run(r) and r["dataset"] == "synthped"
             for e in r["epochs"] for step, ratio in e.get("probe", {}).get("grad_ratio", [])]
     return pd.DataFrame(rows, columns=["start", "loss", "seed", "step", "ratio"])
+
+
+def triplet_evidence(probes: pd.DataFrame, ratios: pd.DataFrame) -> pd.DataFrame:
+    """Per (start, loss): the probe's first and last values (epoch 1 and the last epoch, mean over seeds)
+    of the ID loss, the median per-dimension batch std of ``f_t`` and the active-hinge share, and the
+    triplet-to-ID gradient ratio at the first and the last measured step (median over seeds)."""
+    rows = {}
+    for key, g in probes.groupby(["start", "loss"], sort=False):
+        row = {}
+        for stat, label in (("loss/id", "ID loss"), ("dim_std", "dim. std of f_t"), ("active", "active hinges")):
+            v = g[g.statistic == stat].groupby("epoch")["value"].mean()
+            if len(v):
+                row[f"{label}, epoch 1"], row[f"{label}, last"] = v.iloc[0], v.iloc[-1]
+        r = ratios[(ratios.start == key[0]) & (ratios["loss"] == key[1])].groupby("step")["ratio"].median()
+        if len(r):
+            row["grad ratio, first"], row["grad ratio, last"] = r.iloc[0], r.iloc[-1]
+        rows[key] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["start", "loss"])
 
 
 def _claim(start_a: str, loss_a: str, start_b: str, loss_b: str) -> tuple[str, str]:

@@ -63,3 +63,50 @@ def test_a_claim_needs_both_intervals_above_zero():
     assert claims.loc["c beats b", "queries 95% low"] <= 0
     assert claims.verdict.tolist() == ["held", "undecided", "did not hold", "undecided"]
     assert claims.loc["b beats b", ["queries 95% low", "queries 95% high"]].tolist() == [0.0, 0.0]
+
+
+def _runs_by_dataset(values: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
+    return pd.concat([_runs(v).assign(dataset=d) for d, v in values.items()], ignore_index=True)
+
+
+def test_claims_by_dataset_never_mix_the_datasets():
+    # a beats b by 10 points on each dataset, seed for seed; pooled, the gap between the datasets swamps it
+    runs = _runs_by_dataset({"synthped": {"a": [60, 61, 62], "b": [50, 51, 52]},
+                             "cuhk03_np": {"a": [20, 21, 22], "b": [10, 11, 12], "c": [30, 31, 32]},
+                             "market1501": {"b": [40, 41, 42]}})
+    claims = [("a beats b", "a", "b"), ("c beats a", "c", "a")]
+    pooled = judge_claims(claims, runs)
+    assert pooled.loc["a beats b", "verdict"] == "undecided (seeds only)" and pooled.loc["a beats b", "seeds"] == "6 / 9"
+    t = judge_claims(claims, runs, by="dataset")
+    assert t.index.names == ["dataset", "claim"]
+    assert t.index.tolist() == [(d, c) for d in ("synthped", "cuhk03_np", "market1501") for c in ("a beats b", "c beats a")]
+    assert t.verdict.tolist() == ["held (seeds only)", "no run", "held (seeds only)", "held (seeds only)", "no run", "no run"]
+    assert t.loc[("synthped", "a beats b"), ["mAP A", "mAP B", "seeds"]].tolist() == [61.0, 51.0, "3 / 3"]
+    assert t.loc[("cuhk03_np", "a beats b"), ["mAP A", "mAP B"]].tolist() == [21.0, 11.0]
+    assert t.loc[("cuhk03_np", "c beats a"), "difference"] == pytest.approx(10.0)
+    # each dataset's table is the claims judged on that dataset's runs alone
+    for d in ("synthped", "cuhk03_np", "market1501"):
+        alone = judge_claims(claims, runs[runs.dataset == d])
+        pd.testing.assert_frame_equal(t.loc[d], alone)
+
+
+def test_claims_by_dataset_pair_the_queries_within_a_dataset():
+    rng = np.random.default_rng(1)
+    per_query = {}
+    # test sets of different sizes (pooled, nothing pairs) and levels (pooled, the seeds disagree)
+    for d, n, level in (("synthped", 300, 0.0), ("cuhk03_np", 200, -30.0)):
+        base = rng.uniform(20, 80, size=n) + level
+        per_query[d] = _runs_with_queries({"b": [base + e for e in (-0.1, 0.0, 0.1)],
+                                           "a": [base + 5 + e for e in (-0.1, 0.0, 0.1)]}).assign(dataset=d)
+    runs = pd.concat(per_query.values(), ignore_index=True)
+    claims = [("a beats b", "a", "b")]
+    assert judge_claims(claims, runs).verdict.tolist() == ["undecided (seeds only)"]
+    t = judge_claims(claims, runs, by="dataset")
+    assert t.verdict.tolist() == ["held", "held"]
+    assert (t["queries 95% low"] > 0).all() and (t["queries 95% high"] < 10).all()
+
+
+def test_claims_by_a_column_other_than_dataset():
+    runs = _runs_by_dataset({"x": {"a": [60, 61, 62], "b": [50, 51, 52]}}).assign(protocol="p1")
+    t = judge_claims([("a beats b", "a", "b")], runs, by="protocol")
+    assert t.index.names == ["protocol", "claim"] and t.loc[("p1", "a beats b"), "verdict"] == "held (seeds only)"
