@@ -140,8 +140,9 @@ def records_frame(results: str | Path | None = None) -> pd.DataFrame:
 
     records = [r for r in load_records(baseline.RECIPE.chapter, results) if _is_regime_run(r)]
     frame = runs_table(records, extra=lambda r: {"start": start_of(r), "loss": loss_of(r)})
-    if not frame.empty:
-        frame["variant"] = frame["start"] + " | " + frame["loss"]
+    if frame.empty:
+        return frame.reindex(columns=[*frame.columns, "start", "loss"])
+    frame["variant"] = frame["start"] + " | " + frame["loss"]
     return frame
 
 
@@ -230,8 +231,10 @@ CLAIMS_TRIPLET = [
 
 def pick_default(frame: pd.DataFrame) -> tuple[str, str]:
     """The CPU default, by the rule the page states: among the ID + triplet runs, the start with the best
-    mean mAP on the real data (CUHK03-NP subset) when it has runs of every start there, else on
-    synthped. Returns ``(start, dataset it was picked on)``."""
+    mean mAP over seeds on the real data (the CUHK03-NP subset, among the starts run there) where there
+    are such runs, else on synthped. Returns ``(start, dataset it was picked on)``."""
+    if frame.empty or "loss" not in frame:
+        raise ValueError("no run of the regime: nothing to pick the CPU default from")
     runs = frame[frame["loss"] == ID_TRIPLET]
     real = runs[runs["dataset"] != "synthped"]
     pool = real if not real.empty else runs[runs["dataset"] == "synthped"]
