@@ -8,6 +8,8 @@ Two experiments, run with the baseline recipe (:mod:`reidlib.papers.baseline`) o
   CUHK03-NP subset too. It picks :data:`~reidlib.papers.baseline.CPU_PROTOCOL`.
 * ``triplet``: with :class:`~reidlib.engine.probes.TripletProbe` on, the ID-only twin, the triplet run
   as shipped and the triplet weight ramped from 0 over the first quarter, from scratch and pre-trained.
+* ``ablation``: the bag-of-tricks ablation one trick at a time on the pre-trained start (a plain
+  network, and the plain network plus each trick alone).
 
 :data:`PLAN` lists every run (group -> parameter dicts); ``python -m reidlib.papers.regime --group G``
 runs those whose record is missing, ``--jobs`` at a time with one thread each, so that the records the
@@ -58,6 +60,13 @@ def _plan() -> dict[str, list[dict[str, Any]]]:
                                          probe_triplet=True)
             plan["triplet"] += _runs(backbone=backbone, pretrained=pretrained, triplet_ramp=0.25, probe_triplet=True)
             plan["cuhk03"] += _runs(backbone=backbone, pretrained=pretrained, **CUHK03)
+    # the bag-of-tricks ablation one trick at a time, pre-trained: a plain network (ID loss, no label
+    # smoothing, no random erasing, no BNNeck, last stride 2) and the plain network plus each trick alone;
+    # the network with every trick is the pretraining group's Lite0-ImageNet ID + triplet run
+    plain = {"triplet_weight": 0.0, "label_smoothing": 0.0, "random_erasing": 0.0, "neck": "none", "last_stride": 2}
+    plan["ablation"] = _runs(**plain)
+    for trick in plain:
+        plan["ablation"] += _runs(**{**plain, trick: baseline.RECIPE.defaults[trick]})
     return plan
 
 
@@ -84,14 +93,15 @@ def record_path_of(parameters: dict[str, Any], output_dir: str | Path = "results
     return record_path(output_dir, baseline.RECIPE.chapter, key, p["run_name"] or baseline.run_name(p))
 
 
-def missing_runs(results: str | Path | None = None) -> pd.DataFrame:
-    """The planned runs (:data:`PLAN`) without a record under ``results`` (default: the project's): group,
-    dataset and run name. The pages list them under "what was left out"."""
+def missing_runs(results: str | Path | None = None, groups: Iterable[str] | None = None) -> pd.DataFrame:
+    """The planned runs of ``groups`` (default: all of :data:`PLAN`) without a record under ``results``
+    (default: the project's): group, dataset and run name. The pages list them under "what was left out"."""
     from reidlib.paths import results_dir
 
     root = Path(results) if results is not None else results_dir()
+    chosen = list(PLAN) if groups is None else list(groups)
     rows = [{"group": g, "dataset": path.parent.name, "run": path.stem}
-            for g, runs in PLAN.items() for path in (record_path_of(p, root) for p in runs) if not path.is_file()]
+            for g in chosen for path in (record_path_of(p, root) for p in planned([g])) if not path.is_file()]
     return pd.DataFrame(rows, columns=["group", "dataset", "run"])
 
 

@@ -32,7 +32,7 @@ def _resolvable(p: dict, tmp_path) -> dict:
 
 def test_every_setting_has_the_three_seeds():
     assert regime.SEEDS == (0, 1, 2)
-    assert set(regime.PLAN) == {"pretraining", "triplet", "cuhk03"}
+    assert set(regime.PLAN) == {"pretraining", "triplet", "cuhk03", "ablation"}
     for group, runs in regime.PLAN.items():
         seeds = defaultdict(list)
         for p in runs:
@@ -63,7 +63,7 @@ def test_the_plan_runs_the_triplet_question_on_lite0_with_the_probe():
 
 
 def test_planned_rejects_an_unknown_group():
-    with pytest.raises(ValueError, match=r"unknown group 'nope'; expected some of \['pretraining', 'triplet', 'cuhk03'\]"):
+    with pytest.raises(ValueError, match=r"unknown group 'nope'; expected some of \['pretraining', 'triplet', 'cuhk03', 'ablation'\]"):
         regime.planned(["nope"])
 
 
@@ -390,3 +390,15 @@ def test_baseline_records_frame_columns(tmp_path):
     assert frame.loc["from_file", ["backbone", "loss"]].tolist() == ["efficientnet_lite0-imagenet", "ID + triplet, ramped"]
     assert frame.loc["imagenet", "rank-5"] == pytest.approx(75.0) and frame.loc["imagenet", "rank-10"] == pytest.approx(87.5)
     assert frame.loc["old", "mAP"] == pytest.approx(100 * REAL["final"]["mAP"])
+
+
+def test_the_ablation_adds_one_trick_at_a_time_to_a_plain_network():
+    plain = {"triplet_weight": 0.0, "label_smoothing": 0.0, "random_erasing": 0.0, "neck": "none", "last_stride": 2}
+    settings = {tuple(sorted((k, p[k]) for k in plain)) for p in regime.PLAN["ablation"]}
+    assert tuple(sorted(plain.items())) in settings
+    for trick in plain:  # the plain network plus exactly this trick
+        one = {**plain, trick: regime.baseline.RECIPE.defaults[trick]}
+        assert tuple(sorted(one.items())) in settings
+    assert len(settings) == len(plain) + 1 and len(regime.PLAN["ablation"]) == 3 * len(settings)
+    missing = regime.missing_runs(groups=["ablation"])
+    assert set(missing.group) <= {"ablation"}
