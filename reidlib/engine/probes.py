@@ -11,7 +11,8 @@ the triplet loss reads (``f_t``, before the BNNeck's BatchNorm, ``(B, D)``):
   a dimension whose std falls towards it is one the BN can no longer rescale faithfully;
 * ``d_ap`` / ``d_an``: mean hardest-positive / hardest-negative distance (the criterion's metric);
   ``active``: share of anchors whose hinge ``m + d_ap - d_an`` is > 0 (whose triplet term still pulls);
-* every ``every`` steps, ``grad_ratio``: ``||dL_tri/dθ|| / ||dL_id/dθ||`` over the parameters θ of the
+* at the steps 0, ``every``, 2 ``every``, ... of each epoch (counted within the epoch), ``grad_ratio``:
+  ``||dL_tri/dθ|| / ||dL_id/dθ||`` over the parameters θ of the
   last backbone stage (``layer4``), both losses unweighted, as ``[global step, ratio]`` pairs.
 
 The statistics are measured on the training batch, detached, also when the run's triplet weight is 0
