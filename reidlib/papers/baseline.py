@@ -77,6 +77,20 @@ _TAGS = {
 }
 
 
+ID_TRIPLET, ID_ONLY, RAMPED, SOFT = "ID + triplet", "ID only", "ID + triplet, ramped", "ID + soft-margin triplet"
+
+
+def loss_of(record: Any) -> str:
+    """Which losses trained a run (from its record's ``criterion_options``): ID only, ID + triplet,
+    ramped, or soft margin."""
+    o = record["config"]["criterion_options"]
+    if o.get("triplet_weight", 1.0) == 0:
+        return ID_ONLY
+    if o.get("soft_margin"):
+        return SOFT
+    return RAMPED if o.get("triplet_ramp", 0.0) > 0 else ID_TRIPLET
+
+
 def run_name(p: dict[str, Any]) -> str:
     """``<backbone>[-imagenet]_<H>x<W>_e<epochs>[_<tags>]_s<seed>``; the tags name the tricks that differ
     from the recipe's defaults (``id-only``, ``ramp0.25``, ``soft-margin``, ``ls0``, ``re0``, ...)."""
@@ -121,7 +135,6 @@ def records_frame(results: Any = None):
     """The chapter's runs, one row each (:func:`reidlib.papers.results.runs_table`), with the backbone
     (``-imagenet`` where it started from ImageNet weights), image size, epochs, the losses that trained it
     (``ID + triplet``, ``ID only``, ``ID + triplet, ramped``, ...) and rank-5/10."""
-    from .regime import loss_of
     from .results import load_records, runs_table
 
     def extra(r):

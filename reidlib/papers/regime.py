@@ -112,7 +112,8 @@ def missing_runs(results: str | Path | None = None, groups: Iterable[str] | None
 #: 3:1 is PCB's own aspect (384x128), halved twice. See the page "What pre-training changes".
 PART_IMAGE_SIZE = (192, 64)
 
-ID_TRIPLET, ID_ONLY, RAMPED, SOFT = "ID + triplet", "ID only", "ID + triplet, ramped", "ID + soft-margin triplet"
+ID_TRIPLET, ID_ONLY, RAMPED, SOFT = baseline.ID_TRIPLET, baseline.ID_ONLY, baseline.RAMPED, baseline.SOFT
+loss_of = baseline.loss_of
 
 
 def start_of(record: Mapping[str, Any]) -> str:
@@ -123,16 +124,6 @@ def start_of(record: Mapping[str, Any]) -> str:
         if c["backbone"] == backbone and pretrained == weights:
             return label
     return f"{c['backbone']}, {'ImageNet' if pretrained else 'scratch'}"
-
-
-def loss_of(record: Mapping[str, Any]) -> str:
-    """Which losses trained the run: ID only, ID + triplet, ramped, or soft margin."""
-    o = record["config"]["criterion_options"]
-    if o.get("triplet_weight", 1.0) == 0:
-        return ID_ONLY
-    if o.get("soft_margin"):
-        return SOFT
-    return RAMPED if o.get("triplet_ramp", 0.0) > 0 else ID_TRIPLET
 
 
 def _is_regime_run(record: Mapping[str, Any]) -> bool:
