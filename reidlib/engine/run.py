@@ -93,7 +93,7 @@ def make_evaluator(query: Sequence, gallery: Sequence, transform: Callable, cfg:
     empty (synthped's hard groups), ``mAP_hard`` / ``rank1_hard`` / ``num_hard_queries``: the same
     metrics over the queries of those identities."""
     from reidlib.data import ImageDataset
-    from reidlib.eval import distance, evaluate
+    from reidlib.eval import distance, evaluate, valid_query_values
 
     hard = frozenset(int(p) for p in hard_pids)
 
@@ -112,8 +112,8 @@ def make_evaluator(query: Sequence, gallery: Sequence, transform: Callable, cfg:
         res = evaluate(distance(qf, gf, cfg.eval_metric), qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy(),
                        per_query=True)
         cmc = [float(x) for x in res["cmc"][:CMC_RANKS_KEPT]]
-        valid = np.flatnonzero(res["valid"])
-        ap, hit = res["AP"][valid], (res["first_match_rank"][valid] == 1).astype(np.float64)
+        pq = valid_query_values(res)
+        valid, ap, hit = pq["query_index"], pq["AP"], pq["rank1"]
         out = {"metric": cfg.eval_metric, "mAP": float(res["mAP"]), "mINP": float(res["mINP"]), "rank1": cmc[0],
                "rank5": cmc[4], "rank10": cmc[9], "cmc": cmc, "num_valid_queries": int(res["num_valid_queries"])}
         if hard:

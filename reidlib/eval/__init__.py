@@ -2,7 +2,7 @@
 
 Import layer: eval sits above data/models/losses/engine and must not import engine.
 """
-from .bootstrap import bootstrap_interval, paired_bootstrap_difference, per_query_metrics
+from .bootstrap import bootstrap_interval, paired_bootstrap_difference, per_query_metrics, valid_query_values
 from .distance import distance
 from .metrics import evaluate, evaluate_multi_query, evaluate_reference, pool_multi_query
 from .protocols import VEHICLEID_TEST_SIZES, evaluate_vehicleid, vehicleid_split
@@ -19,4 +19,5 @@ __all__ = [
     "per_query_metrics",
     "bootstrap_interval",
     "paired_bootstrap_difference",
+    "valid_query_values",
 ]

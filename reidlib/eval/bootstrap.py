@@ -38,7 +38,7 @@ import torch
 
 from .metrics import ArrayLike, evaluate
 
-__all__ = ["per_query_metrics", "bootstrap_interval", "paired_bootstrap_difference"]
+__all__ = ["per_query_metrics", "valid_query_values", "bootstrap_interval", "paired_bootstrap_difference"]
 
 # Indices drawn (and values gathered) per chunk of resamples: 2**21 int64 + float64 = 32 MiB of work memory.
 _MAX_ELEMENTS = 1 << 21
@@ -68,11 +68,18 @@ def per_query_metrics(distmat: np.ndarray | torch.Tensor, q_pids: ArrayLike, g_p
         ValueError: as :func:`~reidlib.eval.evaluate` (bad shapes or labels, no valid query).
     """
     r = evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=1, per_query=True, chunk_size=chunk_size)
-    valid = r["valid"]
+    return valid_query_values(r)
+
+
+def valid_query_values(result: dict) -> dict:
+    """The per-query values of the valid queries from an ``evaluate(..., per_query=True)`` result: the
+    dict :func:`per_query_metrics` returns (``AP``, ``rank1``, ``INP``, ``query_index``), for a caller
+    that already has the result (the training evaluator, which needs the full CMC too)."""
+    valid = result["valid"]
     return {
-        "AP": r["AP"][valid],
-        "rank1": (r["first_match_rank"][valid] == 1).astype(np.float64),
-        "INP": r["INP"][valid],
+        "AP": result["AP"][valid],
+        "rank1": (result["first_match_rank"][valid] == 1).astype(np.float64),
+        "INP": result["INP"][valid],
         "query_index": np.flatnonzero(valid).astype(np.int64),
     }
 

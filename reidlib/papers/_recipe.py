@@ -18,7 +18,7 @@ from typing import Any
 
 from reidlib.engine.config import parse_bool, parse_int_list
 
-__all__ = ["Recipe", "convert", "parse_bool"]
+__all__ = ["Recipe", "convert", "imagenet_start", "parse_bool"]
 
 
 def _parse_list(name: str, value: Any) -> list[int]:
@@ -31,6 +31,12 @@ def _parse_list(name: str, value: Any) -> list[int]:
         return [int(v) for v in value]
     except (TypeError, ValueError):
         raise ValueError(f"parameter {name!r} must be a list of integers such as [40, 70], got {value!r}") from None
+
+
+def imagenet_start(settings: Mapping[str, Any]) -> bool:
+    """Whether a run's ``settings`` (its parameters or its record's ``config``) start from ImageNet
+    weights: ``pretrained`` or a ``weights_path``. Run names mark it ``-imagenet``."""
+    return bool(settings["pretrained"] or settings["weights_path"])
 
 
 _KINDS = {bool: "True or False", int: "an integer", float: "a number", str: "a text", dict: "a dict",

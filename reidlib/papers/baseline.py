@@ -15,7 +15,7 @@ from typing import Any
 
 from reidlib.engine.schedules import WarmupMultiStep, register_schedule
 
-from ._recipe import Recipe
+from ._recipe import Recipe, imagenet_start
 
 __all__ = ["RECIPE", "CPU_PROTOCOL", "PAPER_PRESET", "bag_of_tricks", "config", "train", "padding_for", "records_frame",
            "run_name"]
@@ -95,7 +95,7 @@ def run_name(p: dict[str, Any]) -> str:
     """``<backbone>[-imagenet]_<H>x<W>_e<epochs>[_<tags>]_s<seed>``; the tags name the tricks that differ
     from the recipe's defaults (``id-only``, ``ramp0.25``, ``soft-margin``, ``ls0``, ``re0``, ...)."""
     tags = [_TAGS[k](p[k]) for k in _TAGS if p[k] != RECIPE.defaults[k]]
-    weights = "-imagenet" if p["pretrained"] or p["weights_path"] else ""
+    weights = "-imagenet" if imagenet_start(p) else ""
     return "_".join([f"{p['backbone']}{weights}", f"{p['height']}x{p['width']}", f"e{p['epochs']}", *tags, f"s{p['seed']}"])
 
 
@@ -139,7 +139,7 @@ def records_frame(results: Any = None):
 
     def extra(r):
         c = r["config"]
-        weights = "-imagenet" if c["pretrained"] or c["weights_path"] else ""
+        weights = "-imagenet" if imagenet_start(c) else ""
         return {"backbone": c["backbone"] + weights, "image": f"{c['height']}x{c['width']}", "epochs": len(r["epochs"]),
                 "loss": loss_of(r), "metric": c["eval_metric"], "rank-5": 100 * r["final"]["rank5"],
                 "rank-10": 100 * r["final"]["rank10"]}

@@ -26,7 +26,7 @@ from reidlib.engine.schedules import WarmupMultiStep, register_schedule
 from reidlib.engine.trainer import Hook
 from reidlib.models.esnet import ESNet, ESNetConfig
 
-from ._recipe import Recipe
+from ._recipe import Recipe, imagenet_start
 from .baseline import CPU_PROTOCOL
 
 __all__ = ["VARIANTS", "PRESETS", "TrainingPreset", "TABLE_ROWS", "ROW_ALIASES", "CLAIMS", "RECIPE", "Demo",
@@ -270,7 +270,7 @@ def config(**parameters: Any):
         sizes, schedule = pre.config_fields(), {"warmup_epochs": pre.warmup_epochs, "milestones": pre.milestones,
                                                 "warmup_start_factor": pre.warmup_start_lr / pre.lr}
     name = p["run_name"] or run_name(p["variant"], model, p["backbone"], sizes["height"], sizes["width"],
-                                     sizes["epochs"], p["seed"], pretrained=bool(p["pretrained"] or p["weights_path"]))
+                                     sizes["epochs"], p["seed"], pretrained=imagenet_start(p))
     return TrainConfig(
         dataset=p["dataset"], data_root=p["data_root"], synthped_preset=p["synthped_preset"],
         dataset_options=p["dataset_options"], random_erasing=model.data_random_erasing, padding=0,

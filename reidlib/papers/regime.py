@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import baseline
+from ._recipe import imagenet_start
 
 __all__ = ["PLAN", "SEEDS", "BACKBONES", "CLAIMS_PRETRAINING", "CLAIMS_TRIPLET", "PART_IMAGE_SIZE", "planned",
            "record_path_of", "missing_runs", "main", "start_of", "loss_of", "records_frame", "summary", "probe_frame",
@@ -119,7 +120,7 @@ loss_of = baseline.loss_of
 def start_of(record: Mapping[str, Any]) -> str:
     """``"ResNet-18, scratch"``, ``"Lite0, scratch"``, ``"Lite0, ImageNet"`` (else ``<backbone>, <weights>``)."""
     c = record["config"]
-    pretrained = bool(c["pretrained"] or c["weights_path"])
+    pretrained = imagenet_start(c)
     for label, backbone, weights in BACKBONES:
         if c["backbone"] == backbone and pretrained == weights:
             return label

@@ -84,11 +84,16 @@ def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[[c for c in PROVENANCE_COLUMNS if c in runs]]
 
 
+def _variant_rows(runs: pd.DataFrame, variant: str | Sequence[str]) -> pd.DataFrame:
+    """The runs of ``variant`` (one name, or several that count as the same row)."""
+    names = [variant] if isinstance(variant, str) else list(variant)
+    return runs[runs.variant.isin(names)]
+
+
 def _seed_values(runs: pd.DataFrame, variant: str | Sequence[str] | None, metric: str) -> np.ndarray:
     if variant is None or runs.empty:
         return np.array([])
-    names = [variant] if isinstance(variant, str) else list(variant)
-    return runs.loc[runs.variant.isin(names), metric].to_numpy(dtype=float)
+    return _variant_rows(runs, variant)[metric].to_numpy(dtype=float)
 
 
 def paper_beside_ours(rows: Mapping[str, str | Sequence[str] | None], paper: pd.DataFrame, paper_column: str,
@@ -134,8 +139,7 @@ def _query_values(runs: pd.DataFrame, variant: str | Sequence[str] | None, metri
     column = QUERY_COLUMNS.get(metric)
     if variant is None or runs.empty or column not in runs:
         return None
-    names = [variant] if isinstance(variant, str) else list(variant)
-    values = runs.loc[runs.variant.isin(names), column].tolist()
+    values = _variant_rows(runs, variant)[column].tolist()
     if not values or any(v is None or (np.ndim(v) == 0) for v in values) or len({len(v) for v in values}) != 1:
         return None
     return np.mean(np.stack(values), axis=0)
