@@ -51,6 +51,7 @@ RECIPE = Recipe(
         "backbone": "efficientnet_lite0", "pretrained": True, "weights_path": None,
         "height": 128, "width": 64, "epochs": 6, "P": 16, "K": 4, "lr": 3.5e-4, "warmup_epochs": 1,
         "milestones": [4, 5], "triplet_weight": 1.0, "triplet_ramp": 0.0, "soft_margin": False,
+        "triplet_metric": "euclidean", "margin": 0.3,
         "label_smoothing": 0.1, "random_erasing": 0.5, "neck": "bnneck", "last_stride": 1,
         "probe_triplet": False, "probe_every": 20, "device": "auto", "amp": True, "seed": 0,
         "output_dir": "results", "resume": False, "eval_every": 3, "num_workers": 1, "run_name": None,
@@ -70,6 +71,8 @@ _TAGS = {
     "triplet_weight": lambda v: "id-only" if v == 0 else f"tri{v:g}",
     "triplet_ramp": lambda v: f"ramp{v:g}",
     "soft_margin": lambda v: "soft-margin" if v else "hinge",
+    "triplet_metric": lambda v: v,
+    "margin": lambda v: f"m{v:g}",
     "label_smoothing": lambda v: f"ls{v:g}",
     "random_erasing": lambda v: f"re{v:g}",
     "neck": lambda v: f"neck-{v}",
@@ -78,16 +81,19 @@ _TAGS = {
 
 
 ID_TRIPLET, ID_ONLY, RAMPED, SOFT = "ID + triplet", "ID only", "ID + triplet, ramped", "ID + soft-margin triplet"
+COSINE = "ID + cosine triplet"
 
 
 def loss_of(record: Any) -> str:
     """Which losses trained a run (from its record's ``criterion_options``): ID only, ID + triplet,
-    ramped, or soft margin."""
+    ramped, soft margin, or cosine (``1 - cos`` distance, whatever its margin)."""
     o = record["config"]["criterion_options"]
     if o.get("triplet_weight", 1.0) == 0:
         return ID_ONLY
     if o.get("soft_margin"):
         return SOFT
+    if o.get("metric", "euclidean") == "cosine":
+        return COSINE
     return RAMPED if o.get("triplet_ramp", 0.0) > 0 else ID_TRIPLET
 
 
@@ -105,15 +111,16 @@ def config(**parameters: Any):
 
     p = RECIPE.parameters(parameters)
     split = p.pop("split")
-    tricks = {k: p.pop(k) for k in ("triplet_weight", "triplet_ramp", "soft_margin", "label_smoothing",
-                                     "random_erasing", "neck")}
+    tricks = {k: p.pop(k) for k in ("triplet_weight", "triplet_ramp", "soft_margin", "triplet_metric", "margin",
+                                     "label_smoothing", "random_erasing", "neck")}
     for k in ("probe_triplet", "probe_every"):
         p.pop(k)
     p["run_name"] = p["run_name"] or run_name({**p, **tricks})
     return TrainConfig(
         model="baseline", model_options={"pooling": "gap", "neck": tricks["neck"]},
         criterion="reid", criterion_options={
-            "label_smoothing": tricks["label_smoothing"], "margin": 0.3, "triplet_weight": tricks["triplet_weight"],
+            "label_smoothing": tricks["label_smoothing"], "margin": tricks["margin"],
+            "metric": tricks["triplet_metric"], "triplet_weight": tricks["triplet_weight"],
             "triplet_ramp": tricks["triplet_ramp"], "soft_margin": tricks["soft_margin"]},
         dataset_options={"split": split} if split else {}, padding=padding_for(p["width"]),
         random_erasing=tricks["random_erasing"], eval_metric=EVAL_METRIC, chapter=RECIPE.chapter, **p)

@@ -148,19 +148,28 @@ def test_config_maps_the_tricks_onto_criterion_model_and_transforms():
     from reidlib.papers import baseline
 
     default = baseline.config()
-    assert default.criterion_options == {"label_smoothing": 0.1, "margin": 0.3, "triplet_weight": 1.0,
-                                         "triplet_ramp": 0.0, "soft_margin": False}
+    assert default.criterion_options == {"label_smoothing": 0.1, "margin": 0.3, "metric": "euclidean",
+                                         "triplet_weight": 1.0, "triplet_ramp": 0.0, "soft_margin": False}
     assert default.model_options == {"pooling": "gap", "neck": "bnneck"} and default.random_erasing == 0.5
     cfg = baseline.config(triplet_weight=0.0, triplet_ramp=0.25, soft_margin=True, label_smoothing=0.0,
                           neck="none", random_erasing=0.0, last_stride=2, probe_triplet=True, probe_every=5)
-    assert cfg.criterion_options == {"label_smoothing": 0.0, "margin": 0.3, "triplet_weight": 0.0,
-                                     "triplet_ramp": 0.25, "soft_margin": True}
+    assert cfg.criterion_options == {"label_smoothing": 0.0, "margin": 0.3, "metric": "euclidean",
+                                     "triplet_weight": 0.0, "triplet_ramp": 0.25, "soft_margin": True}
     assert cfg.model_options == {"pooling": "gap", "neck": "none"}
     assert cfg.random_erasing == 0.0 and cfg.last_stride == 2
     # the probe is a hook of the run, not a training parameter
     assert "probe_triplet" not in cfg.to_dict() and "probe_every" not in cfg.to_dict()
     c = build_criterion(cfg.criterion, 4, **cfg.criterion_options)
     assert c.options["soft_margin"] is True and c.options["triplet_ramp"] == 0.25 and c.triplet.soft_margin
+    # the scale-free cosine triplet: its distance and margin reach the loss, and name the run
+    cos = baseline.config(triplet_metric="cosine", margin=0.1)
+    c = build_criterion(cos.criterion, 4, **cos.criterion_options)
+    assert (c.triplet.metric, c.triplet.margin) == ("cosine", 0.1)
+    assert cos.name == "efficientnet_lite0-imagenet_128x64_e6_cosine_m0.1_s0"
+    assert baseline.loss_of({"config": cos.to_dict()}) == baseline.COSINE
+    assert baseline.loss_of({"config": default.to_dict()}) == baseline.ID_TRIPLET
+    with pytest.raises(ValueError, match="metric"):
+        build_criterion(cos.criterion, 4, **{**cos.criterion_options, "metric": "manhattan"})
 
 
 # ---- a short real run with the triplet probe: what its record holds

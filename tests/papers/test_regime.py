@@ -57,9 +57,22 @@ def test_every_planned_run_has_its_own_record_path(tmp_path):
 
 def test_the_plan_runs_the_triplet_question_on_lite0_with_the_probe():
     triplet = regime.PLAN["triplet"]
-    assert {(p["backbone"], p["pretrained"], p["triplet_ramp"]) for p in triplet} == {
-        ("efficientnet_lite0", False, 0.25), ("efficientnet_lite0", True, 0.25)}
+    settings = {(p["backbone"], p["pretrained"], p.get("triplet_ramp"), p.get("soft_margin"), p.get("triplet_metric"),
+                 p.get("margin")) for p in triplet}
+    assert settings == {("efficientnet_lite0", False, 0.25, None, None, None),
+                        ("efficientnet_lite0", True, 0.25, None, None, None),
+                        # the scale-free triplets, tried because the ramp did not recover
+                        ("efficientnet_lite0", True, None, True, None, None),
+                        ("efficientnet_lite0", True, None, None, "cosine", 0.1)}
     assert all(p["probe_triplet"] for p in triplet + regime.PLAN["pretraining"])
+    losses = {baseline.loss_of({"config": baseline.config(**p).to_dict()}) for p in triplet}
+    assert losses == {regime.RAMPED, regime.SOFT, regime.COSINE}
+
+
+def test_the_real_data_runs_train_the_loss_the_pick_is_made_on():
+    cuhk = regime.PLAN["cuhk03"]
+    assert {baseline.loss_of({"config": baseline.config(**p).to_dict()}) for p in cuhk} == {regime.ID_ONLY}
+    assert {(p["backbone"], p["pretrained"]) for p in cuhk} == {(b, pre) for _, b, pre in regime.BACKBONES}
 
 
 def test_planned_rejects_an_unknown_group():
