@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reidlib.papers import baseline, regime
-from reidlib.papers.baseline import RECIPE
+from reidlib.papers import baseline, esnet, regime
 
 ALL = regime.planned(regime.PLAN)
 
@@ -32,7 +31,7 @@ def _resolvable(p: dict, tmp_path) -> dict:
 
 def test_every_setting_has_the_three_seeds():
     assert regime.SEEDS == (0, 1, 2)
-    assert set(regime.PLAN) == {"pretraining", "triplet", "cuhk03", "ablation"}
+    assert set(regime.PLAN) == {"pretraining", "triplet", "cuhk03", "ablation", "esnet", "esnet_sweep", "esnet_cuhk03"}
     for group, runs in regime.PLAN.items():
         seeds = defaultdict(list)
         for p in runs:
@@ -40,16 +39,69 @@ def test_every_setting_has_the_three_seeds():
         assert seeds and all(sorted(s) == [0, 1, 2] for s in seeds.values()), (group, dict(seeds))
 
 
-def test_every_planned_parameter_is_a_recipe_parameter():
-    for p in ALL:
-        assert set(p) <= set(RECIPE.defaults), sorted(set(p) - set(RECIPE.defaults))
-        RECIPE.parameters(p)  # and of the parameter's type
+def test_every_planned_parameter_is_a_parameter_of_its_recipe():
+    for planned_run in ALL:
+        module, p = regime.recipe_of(planned_run)
+        assert set(p) <= set(module.RECIPE.defaults), sorted(set(p) - set(module.RECIPE.defaults))
+        module.RECIPE.parameters(p)  # and of the parameter's type
+    assert {regime.recipe_of(p)[0] for p in ALL} == {baseline, esnet}
+    with pytest.raises(ValueError, match=r"unknown recipe 'hashing' \(key 'recipe' of a planned run\)"):
+        regime.recipe_of({"recipe": "hashing"})
+
+
+def test_the_esnet_plan_runs_every_variant_its_claims_and_tables_compare():
+    from reidlib.papers import esnet
+
+    runs = regime.PLAN["esnet"]
+    variants = [p["variant"] for p in runs]
+    compared = {v for claim in esnet.CLAIMS for v in claim[1:]}
+    rows = {v for table in esnet.TABLE_ROWS.values() for v in table.values() if v}
+    assert set(variants) == compared | rows
+    # the claims' variants run first: every claim can be decided before the other rows start
+    assert set(variants[:3 * len(compared)]) == compared
+    assert all(p.get("probe_erased_loss", False) == (p["variant"] == "esnet") for p in runs)
+    sweep = {(p["variant"], p["erasing_ratio"]) for p in regime.PLAN["esnet_sweep"]}
+    assert sweep == {("esb", 0.2), ("esb", 0.3), ("esnet", 0.1), ("esnet", 0.3)}
+    # with the defaults (R = 10 % for ESB, 20 % for ES-Net) each sweep has three points
+    assert {esnet.VARIANTS["esb"].ratio, esnet.VARIANTS["esnet"].ratio} == {0.1, 0.2}
+    cuhk = regime.PLAN["esnet_cuhk03"]
+    assert {p["variant"] for p in cuhk} == {"base", "esnet"}
+    assert all(esnet.config(**{**regime.recipe_of(p)[1], "data_root": "."}).dataset_key == "cuhk03_np_labeled"
+               for p in cuhk)
+
+
+def test_the_runner_trains_each_run_with_its_own_recipe(tmp_path, monkeypatch, capsys):
+    launched = []
+
+    class Done:
+        returncode = 0
+
+        def poll(self):
+            return 0
+
+    def popen(argv):
+        launched.append(argv[-1])
+        return Done()
+
+    monkeypatch.setattr(regime.subprocess, "Popen", popen)
+    monkeypatch.setattr(regime.time, "sleep", lambda s: None)
+    assert regime.main(["--group", "esnet_sweep", "--output-dir", str(tmp_path)]) == 0
+    assert len(launched) == len(regime.PLAN["esnet_sweep"])
+    assert all(code.startswith("import json; from reidlib.papers import esnet; esnet.train(") for code in launched)
+    sent = [json.loads(eval(code[code.index("json.loads(") + 11:-2])) for code in launched]
+    assert all("recipe" not in p and p["num_threads"] == 1 and p["device"] == "cpu" for p in sent)
+    assert {p["output_dir"] for p in sent} == {str(tmp_path)}
+    out = capsys.readouterr().out
+    assert out.count("done in") == len(launched) and f"{tmp_path}/esnet/synthped/esb_ratio0.2" in out
 
 
 def test_every_planned_run_has_its_own_record_path(tmp_path):
     paths = [regime.record_path_of(_resolvable(p, tmp_path), "out") for p in ALL]
     assert len(set(paths)) == len(paths) == len(ALL)
-    assert all(p.parts[:2] == ("out", "baseline") and p.suffix == ".json" for p in paths)
+    chapters = [regime.recipe_of(p)[0].RECIPE.chapter for p in ALL]
+    assert all(p.parts[:2] == ("out", c) and p.suffix == ".json" for p, c in zip(paths, chapters))
+    # the path does not depend on where the data lie (the CUHK03-NP runs name ../shared/realdata)
+    assert paths == [regime.record_path_of(p, "out") for p in ALL]
     names = {p.stem for p in paths}
     assert {"efficientnet_lite0-imagenet_128x64_e6_s0", "efficientnet_lite0-imagenet_128x64_e6_id-only_s0",
             "efficientnet_lite0_128x64_e6_ramp0.25_s2", "resnet18_128x64_e6_s1"} <= names
@@ -76,7 +128,7 @@ def test_the_real_data_runs_train_the_loss_the_pick_is_made_on():
 
 
 def test_planned_rejects_an_unknown_group():
-    known = r"\['pretraining', 'triplet', 'cuhk03', 'ablation'\]"
+    known = r"\['pretraining', 'triplet', 'cuhk03', 'ablation', 'esnet', 'esnet_sweep', 'esnet_cuhk03'\]"
     with pytest.raises(ValueError, match=r"unknown group 'nope'; expected some of " + known):
         regime.planned(["nope"])
 
