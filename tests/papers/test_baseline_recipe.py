@@ -109,25 +109,30 @@ def _name(**given) -> str:
     return run_name(RECIPE.parameters(given))
 
 
+# the paper's triplet (Euclidean, margin 0.3), which the regime's experiments pin; the recipe's is cosine, 0.1
+EUC = {"triplet_metric": "euclidean", "margin": 0.3}
+
+
 @pytest.mark.parametrize("given, name", [
-    ({}, "efficientnet_lite0-imagenet_128x64_e6_s0"),
-    ({"pretrained": False}, "efficientnet_lite0_128x64_e6_s0"),
+    ({}, "efficientnet_lite0-imagenet_128x64_e6_cosine_m0.1_s0"),
+    (EUC, "efficientnet_lite0-imagenet_128x64_e6_s0"),
+    ({"pretrained": False, **EUC}, "efficientnet_lite0_128x64_e6_s0"),
     ({"backbone": "resnet18", "pretrained": False, "height": 64, "width": 32, "epochs": 3, "milestones": [2],
-      "seed": 2}, "resnet18_64x32_e3_s2"),
+      "seed": 2, **EUC}, "resnet18_64x32_e3_s2"),
     ({"triplet_weight": 0.0}, "efficientnet_lite0-imagenet_128x64_e6_id-only_s0"),
-    ({"triplet_weight": 0.5}, "efficientnet_lite0-imagenet_128x64_e6_tri0.5_s0"),
-    ({"triplet_ramp": 0.25}, "efficientnet_lite0-imagenet_128x64_e6_ramp0.25_s0"),
-    ({"soft_margin": True}, "efficientnet_lite0-imagenet_128x64_e6_soft-margin_s0"),
-    ({"label_smoothing": 0.0}, "efficientnet_lite0-imagenet_128x64_e6_ls0_s0"),
-    ({"random_erasing": 0.0}, "efficientnet_lite0-imagenet_128x64_e6_re0_s0"),
-    ({"neck": "none"}, "efficientnet_lite0-imagenet_128x64_e6_neck-none_s0"),
-    ({"last_stride": 2}, "efficientnet_lite0-imagenet_128x64_e6_stride2_s0"),
+    ({"triplet_weight": 0.5, **EUC}, "efficientnet_lite0-imagenet_128x64_e6_tri0.5_s0"),
+    ({"triplet_ramp": 0.25, **EUC}, "efficientnet_lite0-imagenet_128x64_e6_ramp0.25_s0"),
+    ({"soft_margin": True, **EUC}, "efficientnet_lite0-imagenet_128x64_e6_soft-margin_s0"),
+    ({"label_smoothing": 0.0}, "efficientnet_lite0-imagenet_128x64_e6_cosine_m0.1_ls0_s0"),
+    ({"random_erasing": 0.0, **EUC}, "efficientnet_lite0-imagenet_128x64_e6_re0_s0"),
+    ({"neck": "none", **EUC}, "efficientnet_lite0-imagenet_128x64_e6_neck-none_s0"),
+    ({"last_stride": 2, **EUC}, "efficientnet_lite0-imagenet_128x64_e6_stride2_s0"),
     ({"triplet_weight": 0, "random_erasing": 0, "seed": 1, "triplet_ramp": 0.25},
-     "efficientnet_lite0-imagenet_128x64_e6_id-only_ramp0.25_re0_s1"),
+     "efficientnet_lite0-imagenet_128x64_e6_id-only_re0_s1"),
     ({"triplet_weight": 1, "label_smoothing": 0.1, "probe_triplet": True, "max_steps_per_epoch": 2},  # = defaults
-     "efficientnet_lite0-imagenet_128x64_e6_s0"),
+     "efficientnet_lite0-imagenet_128x64_e6_cosine_m0.1_s0"),
 ])
-def test_run_name_tags_the_tricks_that_differ_from_the_recipe(given, name):
+def test_run_name_tags_the_tricks_that_differ_from_the_papers(given, name):
     from reidlib.papers import baseline
 
     assert _name(**given) == name
@@ -140,7 +145,8 @@ def test_an_explicit_run_name_wins_and_weights_from_a_file_are_imagenet(tmp_path
     assert baseline.config(triplet_weight=0.0, run_name="mine").name == "mine"
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"")
-    assert baseline.config(pretrained=False, weights_path=str(weights)).name == "efficientnet_lite0-imagenet_128x64_e6_s0"
+    assert baseline.config(pretrained=False, weights_path=str(weights)).name == \
+        "efficientnet_lite0-imagenet_128x64_e6_cosine_m0.1_s0"
 
 
 def test_config_maps_the_tricks_onto_criterion_model_and_transforms():
@@ -148,11 +154,11 @@ def test_config_maps_the_tricks_onto_criterion_model_and_transforms():
     from reidlib.papers import baseline
 
     default = baseline.config()
-    assert default.criterion_options == {"label_smoothing": 0.1, "margin": 0.3, "metric": "euclidean",
+    assert default.criterion_options == {"label_smoothing": 0.1, "margin": 0.1, "metric": "cosine",
                                          "triplet_weight": 1.0, "triplet_ramp": 0.0, "soft_margin": False}
     assert default.model_options == {"pooling": "gap", "neck": "bnneck"} and default.random_erasing == 0.5
     cfg = baseline.config(triplet_weight=0.0, triplet_ramp=0.25, soft_margin=True, label_smoothing=0.0,
-                          neck="none", random_erasing=0.0, last_stride=2, probe_triplet=True, probe_every=5)
+                          neck="none", random_erasing=0.0, last_stride=2, probe_triplet=True, probe_every=5, **EUC)
     assert cfg.criterion_options == {"label_smoothing": 0.0, "margin": 0.3, "metric": "euclidean",
                                      "triplet_weight": 0.0, "triplet_ramp": 0.25, "soft_margin": True}
     assert cfg.model_options == {"pooling": "gap", "neck": "none"}
@@ -161,13 +167,18 @@ def test_config_maps_the_tricks_onto_criterion_model_and_transforms():
     assert "probe_triplet" not in cfg.to_dict() and "probe_every" not in cfg.to_dict()
     c = build_criterion(cfg.criterion, 4, **cfg.criterion_options)
     assert c.options["soft_margin"] is True and c.options["triplet_ramp"] == 0.25 and c.triplet.soft_margin
-    # the scale-free cosine triplet: its distance and margin reach the loss, and name the run
-    cos = baseline.config(triplet_metric="cosine", margin=0.1)
+    # the scale-free cosine triplet (the recipe's): its distance and margin reach the loss, and name the run
+    cos = baseline.config()
     c = build_criterion(cos.criterion, 4, **cos.criterion_options)
     assert (c.triplet.metric, c.triplet.margin) == ("cosine", 0.1)
     assert cos.name == "efficientnet_lite0-imagenet_128x64_e6_cosine_m0.1_s0"
     assert baseline.loss_of({"config": cos.to_dict()}) == baseline.COSINE
-    assert baseline.loss_of({"config": default.to_dict()}) == baseline.ID_TRIPLET
+    assert baseline.loss_of({"config": baseline.config(**EUC).to_dict()}) == baseline.ID_TRIPLET
+    # an ID-only run names no triplet form; the names follow the paper's tricks, not the recipe's defaults
+    assert baseline.config(triplet_weight=0.0, triplet_metric="cosine", margin=0.1).name == \
+        "efficientnet_lite0-imagenet_128x64_e6_id-only_s0"
+    assert baseline.run_name({**baseline.RECIPE.defaults, **baseline.PAPER_TRICKS}) == \
+        "efficientnet_lite0-imagenet_128x64_e6_s0"
     with pytest.raises(ValueError, match="metric"):
         build_criterion(cos.criterion, 4, **{**cos.criterion_options, "metric": "manhattan"})
 
@@ -180,7 +191,7 @@ def probed_record(tmp_path_factory) -> dict:
     from reidlib.papers import baseline
 
     tmp = tmp_path_factory.mktemp("probed")
-    return baseline.train(synthped_preset="tiny", epochs=2, milestones=[1], eval_every=1, probe_triplet=True,
+    return baseline.train(synthped_preset="tiny", epochs=2, milestones=[1], eval_every=1, probe_triplet=True, **EUC,
                           probe_every=1, output_dir=str(tmp / "results"), checkpoint_dir=str(tmp / "ck"), device="cpu",
                           num_threads=1, progress=False, max_steps_per_epoch=2, num_workers=0)
 
