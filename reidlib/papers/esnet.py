@@ -91,6 +91,7 @@ class TrainingPreset:
     warmup_start_lr: float = 0.0
     gamma: float = 0.1
     margin: float = 0.3
+    triplet_metric: str = "euclidean"
     ratio: float = 0.2
     prob: float = 0.5
     saliency_layer: str = "layer4"
@@ -188,17 +189,23 @@ def build(variant: str = "esnet", num_classes: int = 751, **kwargs: Any) -> ESNe
     return ESNet(num_classes, model_config(variant, **over), **rest)
 
 
-def criterion_options(model: ESNetConfig, label_smoothing: float = 0.0) -> dict[str, Any]:
+def criterion_options(model: ESNetConfig, label_smoothing: float = 0.0, metric: str = "euclidean",
+                      margin: float = 0.3) -> dict[str, Any]:
     """Eq. (1) for a variant: ID loss (no label smoothing: the paper takes only last stride 1 and the BN
-    layer from BoT) plus, where the variant has it, the batch-hard triplet loss with margin 0.3."""
-    return {"label_smoothing": label_smoothing, "margin": 0.3, "triplet_weight": 1.0 if model.triplet else 0.0}
+    layer from BoT) plus, where the variant has it, the batch-hard triplet loss: the paper's Euclidean with
+    margin 0.3 by default; the CPU regime's recipe passes its cosine form (``metric``, ``margin``)."""
+    return {"label_smoothing": label_smoothing, "margin": margin, "metric": metric,
+            "triplet_weight": 1.0 if model.triplet else 0.0}
 
 
 def run_name(variant: str, model: ESNetConfig, backbone: str, height: int, width: int, epochs: int, seed: int,
-             pretrained: bool = False) -> str:
-    """``esnet_ratio0.2_prob0.5_layer4_efficientnet_lite0-imagenet_128x64_e6_s0``: the erasing ratio and
-    probability are spelt out (``P`` is the batch's identity count); ``-imagenet`` marks ImageNet weights."""
+             pretrained: bool = False, metric: str = "euclidean", margin: float = 0.3) -> str:
+    """``esnet_ratio0.2_prob0.5_layer4_cosine_m0.1_efficientnet_lite0-imagenet_128x64_e6_s0``: the erasing
+    ratio and probability are spelt out (``P`` is the batch's identity count); a triplet other than the
+    paper's (Euclidean, margin 0.3) is named where the variant has one; ``-imagenet`` marks ImageNet weights."""
     tag = (f"_ratio{model.ratio:g}_prob{model.prob:g}_{model.saliency_layer}" if model.erases_by_saliency else "")
+    if model.triplet and (metric, margin) != ("euclidean", 0.3):
+        tag += f"_{metric}_m{margin:g}"
     weights = "-imagenet" if pretrained else ""
     return f"{variant}{tag}_{backbone}{weights}_{height}x{width}_e{epochs}_s{seed}"
 
@@ -217,6 +224,9 @@ RECIPE = Recipe(
         "paper_preset": None, "height": CPU_PROTOCOL["height"], "width": CPU_PROTOCOL["width"], "P": 16, "K": 4,
         "epochs": CPU_PROTOCOL["epochs"], "lr": 3.5e-4, "weight_decay": 5e-4, "warmup_epochs": CPU_PROTOCOL["warmup_epochs"],
         "warmup_start_factor": 0.1, "milestones": CPU_PROTOCOL["milestones"], "label_smoothing": 0.0,
+        # the regime's triplet (cosine, margin 0.1; the baseline chapter's page "The triplet question");
+        # paper_preset= trains the paper's, Euclidean with margin 0.3
+        "triplet_metric": CPU_PROTOCOL["triplet_metric"], "margin": CPU_PROTOCOL["margin"],
         "max_steps_per_epoch": None, "eval_every": CPU_PROTOCOL["eval_every"], "device": "auto", "amp": True, "num_threads": None,
         "num_workers": 1, "seed": 0, "output_dir": "results", "run_name": None, "resume": False, "progress": True,
     },
@@ -269,14 +279,16 @@ def config(**parameters: Any):
         pre = PRESETS[p["paper_preset"]]
         sizes, schedule = pre.config_fields(), {"warmup_epochs": pre.warmup_epochs, "milestones": pre.milestones,
                                                 "warmup_start_factor": pre.warmup_start_lr / pre.lr}
+        p["triplet_metric"], p["margin"] = pre.triplet_metric, pre.margin
     name = p["run_name"] or run_name(p["variant"], model, p["backbone"], sizes["height"], sizes["width"],
-                                     sizes["epochs"], p["seed"], pretrained=imagenet_start(p))
+                                     sizes["epochs"], p["seed"], pretrained=imagenet_start(p),
+                                     metric=p["triplet_metric"], margin=p["margin"])
     return TrainConfig(
         dataset=p["dataset"], data_root=p["data_root"], synthped_preset=p["synthped_preset"],
         dataset_options=p["dataset_options"], random_erasing=model.data_random_erasing, padding=0,
         model="esnet", model_options=asdict(model), variant=p["variant"], backbone=p["backbone"],
         pretrained=p["pretrained"], weights_path=p["weights_path"], criterion="reid",
-        criterion_options=criterion_options(model, p["label_smoothing"]),
+        criterion_options=criterion_options(model, p["label_smoothing"], p["triplet_metric"], p["margin"]),
         max_steps_per_epoch=p["max_steps_per_epoch"], device=p["device"], amp=p["amp"],
         num_threads=p["num_threads"], num_workers=p["num_workers"], seed=p["seed"], eval_every=p["eval_every"],
         eval_metric=EVAL_METRIC, chapter=RECIPE.chapter, output_dir=p["output_dir"], run_name=name,

@@ -72,3 +72,21 @@ def test_papermill_unknown_variant_stops_at_the_first_cell(tmp_path):
                             cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
     assert err.value.ename == "ValueError" and "unknown ES-Net variant 'esnet2'" in err.value.evalue
     assert not list(tmp_path.glob("**/*.json"))
+
+
+def test_the_cpu_regimes_triplet_reaches_the_branches_and_names_the_run():
+    from reidlib.losses import build_criterion
+    from reidlib.papers import esnet
+
+    cfg = esnet.config(variant="esnet")
+    assert (cfg.criterion_options["metric"], cfg.criterion_options["margin"]) == ("cosine", 0.1)
+    assert cfg.name == "esnet_ratio0.2_prob0.5_layer4_cosine_m0.1_efficientnet_lite0-imagenet_128x64_e6_s0"
+    crit = build_criterion(cfg.criterion, 8, **cfg.criterion_options)
+    assert (crit.triplet.metric, crit.triplet.margin) == ("cosine", 0.1)
+    # a variant without the triplet names no triplet form
+    assert esnet.config(variant="base").name == "base_efficientnet_lite0-imagenet_128x64_e6_s0"
+    # the paper's triplet: by parameter, or with the paper's preset
+    paper = esnet.config(variant="esnet", triplet_metric="euclidean", margin=0.3)
+    assert paper.name == "esnet_ratio0.2_prob0.5_layer4_efficientnet_lite0-imagenet_128x64_e6_s0"
+    preset = esnet.config(variant="esnet", paper_preset="person", backbone="resnet50", pretrained=False)
+    assert (preset.criterion_options["metric"], preset.criterion_options["margin"]) == ("euclidean", 0.3)
