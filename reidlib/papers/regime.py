@@ -36,7 +36,8 @@ from . import baseline, esnet
 from ._recipe import imagenet_start
 
 __all__ = ["PLAN", "RECIPES", "recipe_of", "SEEDS", "BACKBONES", "CLAIMS_PRETRAINING", "CLAIMS_TRIPLET", "PART_IMAGE_SIZE",
-           "TRIPLET_FIXES", "planned",
+           "TRIPLET_FIXES", "TRICKS", "PLAIN", "ALL_TRICKS",
+           "CLAIMS_ABLATION", "trick_setting", "ablation_frame", "planned",
            "record_path_of", "missing_runs", "main", "start_of", "loss_of", "records_frame", "summary", "probe_frame",
            "grad_ratio_frame", "triplet_evidence", "recipe_loss", "pick_default", "map_heights", "first_release_anomaly"]
 
@@ -195,6 +196,55 @@ def records_frame(results: str | Path | None = None) -> pd.DataFrame:
         return frame.reindex(columns=[*frame.columns, "start", "loss"])
     frame["variant"] = frame["start"] + " | " + frame["loss"]
     return frame
+
+
+#: The bag-of-tricks ablation's settings: a trick's label -> whether a run's config has it on.
+TRICKS = {
+    "triplet": lambda c: c["criterion_options"].get("triplet_weight", 1.0) > 0,
+    "label smoothing": lambda c: c["criterion_options"].get("label_smoothing", 0.0) > 0,
+    "random erasing": lambda c: c["random_erasing"] > 0,
+    "BNNeck": lambda c: c["model_options"].get("neck", "bnneck") == "bnneck",
+    "last stride 1": lambda c: c["last_stride"] == 1,
+}
+PLAIN, ALL_TRICKS = "plain network", "every trick"
+
+
+def trick_setting(record: Mapping[str, Any]) -> str | None:
+    """Which setting of the ablation a baseline record is: ``"plain network"`` (no trick), ``"+ <trick>"``
+    (that trick alone), ``"every trick"``, or ``None`` (another combination, or not the ablation's
+    protocol: Lite0 from ImageNet weights at 128x64, 6 epochs, the triplet, where on, in the recipe's
+    cosine form with no ramp or soft margin)."""
+    c = record["config"]
+    o = c["criterion_options"]
+    protocol = (c["backbone"], imagenet_start(c), c["height"], c["width"], c["epochs"]) == (
+        baseline.CPU_PROTOCOL["backbone"], True, 128, 64, baseline.CPU_PROTOCOL["epochs"])
+    on = [name for name, has in TRICKS.items() if has(c)]
+    recipe_triplet = (o.get("metric", "euclidean"), o.get("margin", 0.3)) == (
+        baseline.CPU_PROTOCOL["triplet_metric"], baseline.CPU_PROTOCOL["margin"]) \
+        and not o.get("soft_margin") and not o.get("triplet_ramp", 0.0) and o.get("triplet_weight", 1.0) in (0, 1)
+    if not protocol or ("triplet" in on and not recipe_triplet):
+        return None
+    if not on:
+        return PLAIN
+    if len(on) == len(TRICKS):
+        return ALL_TRICKS
+    return f"+ {on[0]}" if len(on) == 1 else None
+
+
+def ablation_frame(results: str | Path | None = None) -> pd.DataFrame:
+    """The bag-of-tricks ablation's runs on synthped, one row each (:func:`reidlib.papers.results.runs_table`),
+    with ``variant`` = their :func:`trick_setting` (the name :data:`CLAIMS_ABLATION` uses)."""
+    from .results import load_records, runs_table
+
+    records = [r for r in load_records(baseline.RECIPE.chapter, results)
+               if r["dataset"] == "synthped" and trick_setting(r) is not None]
+    frame = runs_table(records, extra=lambda r: {"variant": trick_setting(r)})
+    return frame.reindex(columns=[*frame.columns, "variant"]) if frame.empty else frame
+
+
+#: "+ trick beats the plain network", one per trick, and every trick together against the plain one.
+CLAIMS_ABLATION = [(f"{trick} helps a plain network", f"+ {trick}", PLAIN) for trick in TRICKS] + [
+    ("every trick together beats the plain network", ALL_TRICKS, PLAIN)]
 
 
 def summary(frame: pd.DataFrame, by: Sequence[str] = ("dataset", "start", "loss"),

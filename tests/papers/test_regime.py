@@ -482,3 +482,38 @@ def test_the_ablation_adds_each_trick_alone_to_a_plain_network_with_the_recipes_
     plain = baseline.config(**regime.PLAN["ablation"][0])
     assert (plain.criterion_options["label_smoothing"], plain.random_erasing, plain.model_options["neck"],
             plain.last_stride) == (0.0, 0.0, "none", 2)
+
+
+# ------------------------------------------------------------------------------------------
+# the bag-of-tricks ablation
+
+def test_every_planned_ablation_run_is_its_own_setting_and_other_runs_are_none():
+    settings = [regime.trick_setting({"config": baseline.config(**p).to_dict()}) for p in regime.PLAN["ablation"]]
+    expected = [regime.PLAIN] + [f"+ {t}" for t in regime.TRICKS]
+    assert sorted(set(settings)) == sorted(expected) and all(settings.count(s) == 3 for s in expected)
+    # the recipe's defaults are every trick; the paper's Euclidean triplet, a ramp, another start: not the ablation
+    assert regime.trick_setting({"config": baseline.config().to_dict()}) == regime.ALL_TRICKS
+    for other in ({"triplet_metric": "euclidean", "margin": 0.3}, {"triplet_ramp": 0.25}, {"pretrained": False},
+                  {"height": 192}, {"label_smoothing": 0.0, "random_erasing": 0.0}):
+        assert regime.trick_setting({"config": baseline.config(**other).to_dict()}) is None, other
+
+
+def test_the_ablation_frame_judges_each_trick_against_the_plain_network(tmp_path):
+    def run(name, seed, m, **given):
+        cfg = baseline.config(seed=seed, **given).to_dict()
+        return _record(name, config=cfg, criterion=cfg["criterion_options"], model=cfg["model_options"],
+                       final={"mAP": m, "rank1": m}, seed=seed)
+
+    plain = regime.PLAN["ablation"][0]
+    plain = {k: v for k, v in plain.items() if k != "seed"}
+    recs = [run(f"plain_s{s}", s, 0.20 + 0.01 * s, **plain) for s in range(3)]
+    recs += [run(f"ls_s{s}", s, 0.40 + 0.01 * s, **{**plain, "label_smoothing": 0.1}) for s in range(3)]
+    recs += [run("euclidean_s0", 0, 0.9, triplet_metric="euclidean", margin=0.3)]  # not the ablation's
+    frame = regime.ablation_frame(_write(tmp_path, *recs))
+    assert sorted(frame.variant.unique()) == sorted([regime.PLAIN, "+ label smoothing"]) and len(frame) == 6
+    from reidlib.papers.results import judge_claims
+
+    verdict = judge_claims(regime.CLAIMS_ABLATION, frame).verdict
+    # the stand-in records keep no per-query values: judged over seeds only, which the verdict says
+    assert verdict["label smoothing helps a plain network"] == "held (seeds only)"
+    assert verdict["triplet helps a plain network"] == "no run"
