@@ -51,9 +51,18 @@ def load_records(chapter: str, results: str | Path | None = None) -> list[dict[s
 
 
 def protocol_of(record: Mapping[str, Any]) -> str:
-    """``"resnet18 64x32 32 ep cosine"``: what must match for two runs to be averaged together."""
+    """``"resnet18 64x32 32 ep cosine"``, ``"efficientnet_lite0-imagenet 128x64 6 ep cosine, triplet cosine
+    m0.1"``: what must match for two runs to be averaged together: backbone and its start, image size,
+    epochs, ranking metric, and the triplet's form where it is not the paper's (Euclidean, margin 0.3), named
+    by every run of that regime, with or without the triplet, so that its rows compare among themselves."""
+    from ._recipe import imagenet_start
+
     c = record["config"]
-    return f"{c['backbone']} {c['height']}x{c['width']} {c['epochs']} ep {c['eval_metric']}"
+    o = c.get("criterion_options", {})
+    weights = "-imagenet" if imagenet_start(c) else ""
+    form = (o.get("metric", "euclidean"), float(o.get("margin", 0.3)))
+    triplet = "" if form == ("euclidean", 0.3) else f", triplet {form[0]} m{form[1]:g}"
+    return f"{c['backbone']}{weights} {c['height']}x{c['width']} {c['epochs']} ep {c['eval_metric']}{triplet}"
 
 
 def runs_table(records: Iterable[Mapping[str, Any]],

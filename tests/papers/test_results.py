@@ -110,3 +110,17 @@ def test_claims_by_a_column_other_than_dataset():
     runs = _runs_by_dataset({"x": {"a": [60, 61, 62], "b": [50, 51, 52]}}).assign(protocol="p1")
     t = judge_claims([("a beats b", "a", "b")], runs, by="protocol")
     assert t.index.names == ["protocol", "claim"] and t.loc[("p1", "a beats b"), "verdict"] == "held (seeds only)"
+
+
+def test_protocol_names_the_start_and_a_triplet_other_than_the_papers():
+    from reidlib.papers import esnet
+    from reidlib.papers.results import protocol_of
+
+    old = {"config": {"backbone": "resnet18", "pretrained": False, "height": 64, "width": 32, "epochs": 32,
+                      "eval_metric": "euclidean", "criterion_options": {"margin": 0.3, "triplet_weight": 1.0}}}
+    assert protocol_of(old) == "resnet18 64x32 32 ep euclidean"  # the first release's records keep theirs
+    # in the CPU regime a variant without the triplet and one with it compare: one protocol
+    base, full = (protocol_of({"config": esnet.config(variant=v).to_dict()}) for v in ("base", "esnet"))
+    assert base == full == "efficientnet_lite0-imagenet 128x64 6 ep cosine, triplet cosine m0.1"
+    paper = protocol_of({"config": esnet.config(triplet_metric="euclidean", margin=0.3).to_dict()})
+    assert paper == "efficientnet_lite0-imagenet 128x64 6 ep cosine"
