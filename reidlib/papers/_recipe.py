@@ -36,7 +36,7 @@ def _parse_list(name: str, value: Any) -> list[int]:
 def imagenet_start(settings: Mapping[str, Any]) -> bool:
     """Whether a run's ``settings`` (its parameters or its record's ``config``) start from ImageNet
     weights: ``pretrained`` or a ``weights_path``. Run names mark it ``-imagenet``."""
-    return bool(settings["pretrained"] or settings["weights_path"])
+    return bool(settings.get("pretrained", False) or settings.get("weights_path"))
 
 
 _KINDS = {bool: "True or False", int: "an integer", float: "a number", str: "a text", dict: "a dict",
