@@ -24,3 +24,8 @@ def test_record_replans_through_its_recipe(record, tmp_path):
     if record["chapter"] == "esnet":
         assert cfg.model_options == record["config"]["model_options"]
         assert cfg.criterion_options["triplet_weight"] == record["config"]["criterion_options"]["triplet_weight"]
+    # the triplet's form: re-running a record trains the distance and margin it trained with, whatever the
+    # recipe's default has become since
+    ran = record["config"]["criterion_options"]
+    assert (cfg.criterion_options["metric"], cfg.criterion_options["margin"]) == (
+        ran.get("metric", "euclidean"), ran["margin"])
