@@ -52,7 +52,7 @@ RECIPE = Recipe(
         "height": 128, "width": 64, "epochs": 6, "P": 16, "K": 4, "lr": 3.5e-4, "warmup_epochs": 1,
         "milestones": [4, 5], "triplet_weight": 1.0, "triplet_ramp": 0.0, "soft_margin": False,
         # the CPU regime's triplet: the cosine distance, margin 0.1 (page "The triplet question": at this budget
-        # the paper's Euclidean hinge, margin 0.3, dominates the ID loss and holds every start near chance)
+        # the paper's Euclidean hinge, margin 0.3, dominates the ID loss and holds the pre-trained start near chance)
         "triplet_metric": "cosine", "margin": 0.1,
         "label_smoothing": 0.1, "random_erasing": 0.5, "neck": "bnneck", "last_stride": 1,
         "probe_triplet": False, "probe_every": 20, "device": "auto", "amp": True, "seed": 0,

@@ -56,7 +56,7 @@ CUHK03 = {"dataset": "cuhk03_np", "data_root": "../shared/realdata/cuhk03_np_pai
           # first try (2026-12-02, not shipped) every start ended at chance, which compares nothing
           "epochs": 4, "milestones": [3], "warmup_epochs": 1, "eval_every": 0,
           # ID only, the loss the pick is made on: the issue asked for ID + triplet here, but on synthped the
-          # triplet as shipped holds every start near chance at this budget (page "The triplet question")
+          # triplet as shipped holds the pre-trained start near chance at this budget (page "The triplet question")
           "triplet_weight": 0.0, **baseline.PAPER_TRIPLET}
 
 #: The scale-free triplets tried after the ramp did not recover (pre-trained start, 3 seeds each): the soft
