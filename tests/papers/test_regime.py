@@ -1,9 +1,10 @@
-"""The CPU regime's plan: three seeds per setting, one record path per run, only the baseline recipe's
+"""The CPU regime's plan: three seeds per setting, one record path per run, only its recipe's
 parameters; the dry run lists what is missing. And what the two pages read from the records: synthetic
 records, copies of a real one with fields changed, written where :func:`reidlib.papers.results.load_records`
 reads (and validates) them."""
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import math
@@ -88,7 +89,7 @@ def test_the_runner_trains_each_run_with_its_own_recipe(tmp_path, monkeypatch, c
     assert regime.main(["--group", "esnet_sweep", "--output-dir", str(tmp_path)]) == 0
     assert len(launched) == len(regime.PLAN["esnet_sweep"])
     assert all(code.startswith("import json; from reidlib.papers import esnet; esnet.train(") for code in launched)
-    sent = [json.loads(eval(code[code.index("json.loads(") + 11:-2])) for code in launched]
+    sent = [json.loads(ast.literal_eval(code[code.index("json.loads(") + 11:-2])) for code in launched]
     assert all("recipe" not in p and p["num_threads"] == 1 and p["device"] == "cpu" for p in sent)
     assert {p["output_dir"] for p in sent} == {str(tmp_path)}
     out = capsys.readouterr().out
