@@ -147,9 +147,11 @@ def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | Non
     from reidlib.losses import build_criterion
     from reidlib.models import efficiency, input_normalization, model_options
 
-    # every model option is checked before anything is built: a small build with the same options (no
-    # ImageNet weights fetched) raises on a pooling typo or an unknown ESNetConfig field
+    # every model and criterion option is checked before anything is built: small builds with the same
+    # options (no ImageNet weights fetched) raise on a pooling typo, an unknown ESNetConfig field, a triplet
+    # metric that does not exist or a negative margin, before the dataset is read
     build_run_model(cfg, 2, pretrained=False)
+    build_criterion(cfg.criterion, 2, **cfg.criterion_options)
     info = init_distributed(cfg.device)
     device = info.device
     if cfg.num_threads and device.type == "cpu":

@@ -76,12 +76,14 @@ def convert(name: str, value: Any, kind: type) -> Any:
 class Recipe:
     """A training notebook's parameters: ``chapter``, ``notebook`` (relative to the project root) and
     ``defaults`` (name -> default, the order of the ``parameters`` cell); ``types`` gives the type of a
-    parameter whose default is ``None`` (the others take their default's type)."""
+    parameter whose default is ``None`` (the others take their default's type); ``choices`` the values
+    a parameter may take, where they are few."""
 
     chapter: str
     notebook: str
     defaults: Mapping[str, Any]
     types: Mapping[str, type] = field(default_factory=dict)
+    choices: Mapping[str, tuple] = field(default_factory=dict)
 
     def kind(self, name: str) -> type | None:
         if name in self.types:
@@ -91,7 +93,8 @@ class Recipe:
 
     def parameters(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """``defaults`` updated with ``given``, each converted to its parameter's type (see :func:`convert`);
-        unknown names and values of the wrong type raise a ``ValueError`` naming the parameter."""
+        unknown names, values of the wrong type and values outside ``choices`` raise a ``ValueError`` naming
+        the parameter."""
         unknown = sorted(set(given) - set(self.defaults))
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown} for {self.notebook}; known: {list(self.defaults)}")
@@ -100,6 +103,8 @@ class Recipe:
             kind = self.kind(name)
             if kind is not None:
                 values[name] = convert(name, value, kind)
+            if name in self.choices and values[name] not in self.choices[name]:
+                raise ValueError(f"parameter {name!r} must be one of {list(self.choices[name])}, got {value!r}")
         return values
 
     def notebook_parameters(self, namespace: Mapping[str, Any]) -> dict[str, Any]:

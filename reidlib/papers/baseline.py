@@ -11,9 +11,10 @@ Evaluation: flip-averaged BN features ranked by cosine distance (the chapter's o
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from reidlib.engine.schedules import WarmupMultiStep, register_schedule
+from reidlib.nn import Metric
 
 from ._recipe import Recipe, imagenet_start
 
@@ -61,6 +62,7 @@ RECIPE = Recipe(
     },
     types={"data_root": str, "split": str, "weights_path": str, "run_name": str, "max_steps_per_epoch": int,
            "num_threads": int, "checkpoint_dir": str},
+    choices={"triplet_metric": get_args(Metric)},
 )
 
 #: The CPU regime every chapter's CPU runs share (issue 9): the recipe defaults above.

@@ -18,16 +18,17 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 
 from reidlib.engine.schedules import WarmupMultiStep, register_schedule
 from reidlib.engine.trainer import Hook
 from reidlib.models.esnet import ESNet, ESNetConfig
+from reidlib.nn import Metric
 
 from ._recipe import Recipe, imagenet_start
-from .baseline import CPU_PROTOCOL
+from .baseline import CPU_PROTOCOL, PAPER_TRIPLET
 
 __all__ = ["VARIANTS", "PRESETS", "TrainingPreset", "TABLE_ROWS", "ROW_ALIASES", "CLAIMS", "RECIPE", "Demo",
            "ErasedLossProbe", "PPoolingLog", "build", "config", "esnet_schedule", "load_demo", "model_config",
@@ -204,7 +205,7 @@ def run_name(variant: str, model: ESNetConfig, backbone: str, height: int, width
     ratio and probability are spelt out (``P`` is the batch's identity count); a triplet other than the
     paper's (Euclidean, margin 0.3) is named where the variant has one; ``-imagenet`` marks ImageNet weights."""
     tag = (f"_ratio{model.ratio:g}_prob{model.prob:g}_{model.saliency_layer}" if model.erases_by_saliency else "")
-    if model.triplet and (metric, margin) != ("euclidean", 0.3):
+    if model.triplet and {"triplet_metric": metric, "margin": margin} != PAPER_TRIPLET:
         tag += f"_{metric}_m{margin:g}"
     weights = "-imagenet" if pretrained else ""
     return f"{variant}{tag}_{backbone}{weights}_{height}x{width}_e{epochs}_s{seed}"
@@ -233,6 +234,7 @@ RECIPE = Recipe(
     types={"data_root": str, "erasing_ratio": float, "erasing_prob": float, "saliency_layer": str, "esb_pooling": str,
            "aib_pooling": str, "descriptor": str, "weights_path": str, "paper_preset": str, "max_steps_per_epoch": int,
            "num_threads": int, "run_name": str},
+    choices={"triplet_metric": get_args(Metric)},
 )
 
 

@@ -142,3 +142,27 @@ def test_run_training_refuses_a_model_option_before_anything_is_built(options, m
     monkeypatch.setattr(run_module, "init_distributed", lambda *a: pytest.fail("got past the model check"))
     with pytest.raises(ValueError, match=message):
         run_module.run_training(TrainConfig(model_options=options, output_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"metric": "manhattan"}, r"metric must be 'euclidean' or 'cosine', got 'manhattan'"),
+    ({"margin": -0.1}, r"margin must be >= 0, got -0.1"),
+])
+def test_run_training_refuses_a_criterion_option_before_anything_is_built(options, message, tmp_path, monkeypatch):
+    """A triplet metric that does not exist, or a negative margin, is refused before the dataset is read."""
+    from reidlib.engine import run as run_module
+
+    monkeypatch.setattr(run_module, "init_distributed", lambda *a: pytest.fail("got past the criterion check"))
+    with pytest.raises(ValueError, match=message):
+        run_module.run_training(TrainConfig(criterion_options=options, output_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("recipe", ["baseline", "esnet"])
+def test_a_recipe_refuses_a_triplet_metric_it_does_not_know_naming_the_parameter(recipe):
+    import importlib
+
+    module = importlib.import_module(f"reidlib.papers.{recipe}")
+    with pytest.raises(ValueError, match=r"parameter 'triplet_metric' must be one of \['euclidean', 'cosine'\], "
+                                         r"got 'manhattan'"):
+        module.config(triplet_metric="manhattan")
+    assert module.config(triplet_metric="euclidean").criterion_options["metric"] == "euclidean"
