@@ -56,14 +56,14 @@ def protocol_of(record: Mapping[str, Any]) -> str:
     epochs, ranking metric, and the triplet's form where it is not the paper's (Euclidean, margin 0.3), named
     by every run of that regime, with or without the triplet, so that its rows compare among themselves."""
     from ._recipe import imagenet_start
-    from .baseline import PAPER_TRIPLET
 
     c = record["config"]
     o = c.get("criterion_options", {})
     weights = "-imagenet" if imagenet_start(c) else ""
-    # a record without the keys predates them: it trained the paper's triplet
-    form = (o.get("metric", PAPER_TRIPLET["triplet_metric"]), float(o.get("margin", PAPER_TRIPLET["margin"])))
-    triplet = "" if form == tuple(PAPER_TRIPLET.values()) else f", triplet {form[0]} m{form[1]:g}"
+    # the paper's triplet (baseline.PAPER_TRIPLET, not imported: baseline reads this module); a record
+    # without the keys predates them and trained it
+    form = (o.get("metric", "euclidean"), float(o.get("margin", 0.3)))
+    triplet = "" if form == ("euclidean", 0.3) else f", triplet {form[0]} m{form[1]:g}"
     return f"{c['backbone']}{weights} {c['height']}x{c['width']} {c['epochs']} ep {c['eval_metric']}{triplet}"
 
 
