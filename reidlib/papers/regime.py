@@ -40,7 +40,7 @@ from ._recipe import imagenet_start
 
 __all__ = ["PLAN", "RECIPES", "recipe_of", "SEEDS", "BACKBONES", "CLAIMS_PRETRAINING", "CLAIMS_TRIPLET", "PART_IMAGE_SIZE",
            "TRIPLET_FIXES", "TRICKS", "PLAIN", "ALL_TRICKS",
-           "CLAIMS_ABLATION", "trick_setting", "ablation_frame", "planned",
+           "CLAIMS_ABLATION", "trick_setting", "ablation_frame", "planned", "run_order", "ESNET_TIER",
            "record_path_of", "missing_runs", "main", "start_of", "loss_of", "records_frame", "summary", "probe_frame",
            "grad_ratio_frame", "triplet_evidence", "recipe_loss", "pick_default", "map_heights", "first_release_anomaly"]
 
@@ -69,12 +69,27 @@ TRIPLET_FIXES = ({"soft_margin": True, **baseline.PAPER_TRIPLET}, {"triplet_metr
 RECIPES = {"baseline": baseline, "esnet": esnet}
 
 
+def _esnet_tiers() -> list[list[str]]:
+    """The ES-Net variants in the tiers they run in: those the claims of Tables I-IV compare, then those
+    of Table V's claims, then the other rows of Tables II-VI; within a tier seed by seed."""
+    tiers: list[list[str]] = [[], [], []]
+    for claim in esnet.CLAIMS:
+        tiers["Table V" in claim[0]] += claim[1:]
+    tiers[2] = [v for rows in esnet.TABLE_ROWS.values() for v in rows.values() if v]
+    seen: set[str] = set()
+    out = []
+    for tier in tiers:
+        out.append([v for v in dict.fromkeys(tier) if v not in seen])
+        seen.update(tier)
+    return out
+
+
+#: variant -> tier (:func:`_esnet_tiers`) of the ES-Net runs, the first key of :func:`run_order`
+ESNET_TIER = {v: i for i, tier in enumerate(_esnet_tiers()) for v in tier}
+
+
 def _esnet_variants() -> list[str]:
-    """The ES-Net variants in the order they run: those the claims compare first (each claim decided as
-    early as the budget allows), then the other rows of Tables II-VI."""
-    order = [v for claim in esnet.CLAIMS for v in claim[1:]]
-    order += [v for rows in esnet.TABLE_ROWS.values() for v in rows.values() if v]
-    return list(dict.fromkeys(order))
+    return [v for tier in _esnet_tiers() for v in tier]
 
 
 def _runs(**common: Any) -> list[dict[str, Any]]:
@@ -125,6 +140,17 @@ def planned(groups: Iterable[str]) -> list[dict[str, Any]]:
             raise ValueError(f"unknown group {g!r}; expected some of {list(PLAN)}")
         out += PLAN[g]
     return out
+
+
+def run_order(groups: Iterable[str]) -> list[dict[str, Any]]:
+    """The runs of ``groups`` in the order the runner starts them: group by group, and within a group seed
+    by seed, so that an interrupted session leaves every setting with its first seeds; ES-Net runs tier by
+    tier first (:data:`ESNET_TIER`), so that the claims get their three seeds before the other rows."""
+    def key(p: Mapping[str, Any]) -> tuple[int, int]:
+        tier = ESNET_TIER.get(p.get("variant"), 0) if p.get("recipe") == "esnet" else 0
+        return tier, p["seed"]
+
+    return [p for g in groups for p in sorted(planned([g]), key=key)]
 
 
 def recipe_of(parameters: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -412,9 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args(argv)
     groups = args.group or list(PLAN)
-    # seed by seed within a group, so that an interrupted session leaves every setting with its first seeds
     todo = []
-    for p in (p for g in groups for p in sorted(PLAN[g], key=lambda p: p["seed"])):
+    for p in run_order(groups):
         if p.get("data_root") and not Path(p["data_root"]).is_dir():
             print(f"skipped (data_root {p['data_root']!r} not found from {Path.cwd()}): {json.dumps(p)}")
         elif not record_path_of(p, args.output_dir).is_file():

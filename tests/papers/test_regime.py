@@ -518,3 +518,19 @@ def test_the_ablation_frame_judges_each_trick_against_the_plain_network(tmp_path
     # the stand-in records keep no per-query values: judged over seeds only, which the verdict says
     assert verdict["label smoothing helps a plain network"] == "held (seeds only)"
     assert verdict["triplet helps a plain network"] == "no run"
+
+
+def test_esnet_runs_give_the_claims_their_seeds_first():
+    order = [(p["variant"], p["seed"]) for p in regime.run_order(["esnet"])]
+    assert len(order) == len(regime.PLAN["esnet"]) and set(order) == {(p["variant"], p["seed"])
+                                                                       for p in regime.PLAN["esnet"]}
+    compared = {v for claim in esnet.CLAIMS for v in claim[1:]}
+    first = [v for v, _ in order[:3 * len(compared)]]
+    assert set(first) == compared  # every variant a claim compares, with all its seeds, before any other row
+    tables_1_4 = {v for claim in esnet.CLAIMS if "Table V" not in claim[0] for v in claim[1:]}
+    assert {v for v, _ in order[:3 * len(tables_1_4)]} == tables_1_4
+    tier = [regime.ESNET_TIER[v] for v, _ in order]
+    assert tier == sorted(tier)
+    for t in set(tier):  # within a tier, seed by seed
+        seeds = [s for (v, s), k in zip(order, tier) if k == t]
+        assert seeds == sorted(seeds)
