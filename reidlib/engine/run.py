@@ -144,8 +144,9 @@ def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | Non
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
     from reidlib.data import ImageDataset, build_dataset
     from reidlib.data.samplers import PKSampler
+    from reidlib.eval import efficiency
     from reidlib.losses import build_criterion
-    from reidlib.models import efficiency, input_normalization, model_options
+    from reidlib.models import input_normalization, model_options
 
     # every model and criterion option is checked before anything is built: small builds with the same
     # options (no ImageNet weights fetched) raise on a pooling typo, an unknown ESNetConfig field, a triplet

@@ -1,14 +1,20 @@
-"""reidlib.eval: the re-ID evaluation protocol (CMC, mAP, mINP), distances, protocols, bootstrap intervals.
+"""reidlib.eval: the re-ID evaluation protocol (CMC, mAP, mINP), distances, protocols, bootstrap intervals,
+efficiency figures and HENet's Efficiency Score.
 
 Import layer: eval sits above data/models/losses/engine and must not import engine.
 """
 from .bootstrap import bootstrap_interval, paired_bootstrap_difference, per_query_metrics, valid_query_values
 from .distance import distance
+from .efficiency import ES_COLUMNS, efficiency, efficiency_score, efficiency_score_terms
 from .metrics import evaluate, evaluate_multi_query, evaluate_reference, pool_multi_query
 from .protocols import VEHICLEID_TEST_SIZES, evaluate_vehicleid, vehicleid_split
 
 __all__ = [
     "distance",
+    "efficiency",
+    "efficiency_score",
+    "efficiency_score_terms",
+    "ES_COLUMNS",
     "evaluate",
     "evaluate_reference",
     "evaluate_multi_query",

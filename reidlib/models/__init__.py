@@ -18,7 +18,6 @@ the later stages), :mod:`~reidlib.models.parts` (stripes and windows).
 from . import esnet  # noqa: E402,F401  (ES-Net: AIB + ESB)
 from .backbones import BACKBONES, RESNETS, ResNetBackbone, build_backbone, input_normalization
 from .baseline import Baseline
-from .efficiency import efficiency
 from .heads import BNNeck, LinearHead
 from .p_pooling import PPooling
 from .pooling import GAP, GMP, GeM, build_pooling
@@ -35,7 +34,6 @@ __all__ = [
     "model_options",
     "register_model",
     "Baseline",
-    "efficiency",
     "BNNeck",
     "LinearHead",
     "GAP",

@@ -8,8 +8,9 @@ import torch
 import torchvision
 from torch import nn
 
-from reidlib.models import Baseline, build_backbone, efficiency
-from reidlib.models.efficiency import count_flops
+from reidlib.eval import efficiency
+from reidlib.eval.efficiency import count_flops
+from reidlib.models import Baseline, build_backbone
 
 META = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta
 
