@@ -1,6 +1,7 @@
-"""reidlib.losses: ID loss with label smoothing, batch-hard triplet loss, and the one criterion over named
+"""reidlib.losses: ID loss with label smoothing, batch-hard triplet loss, OIM, and the one criterion over named
 branches (:class:`ReIDCriterion`, ``build_criterion``) that every network of the house trains with."""
 from .criterion import CRITERIA, LOSS_TERMS, ReIDCriterion, build_criterion, register_criterion, register_term
+from .oim import UNLABELED, OIMLoss
 from .softmax import CrossEntropyLabelSmooth
 from .triplet import BatchHardMining, TripletLoss, batch_hard_mining, easiest_positive, pairwise_distance
 
@@ -12,6 +13,8 @@ __all__ = [
     "register_criterion",
     "register_term",
     "CrossEntropyLabelSmooth",
+    "OIMLoss",
+    "UNLABELED",
     "BatchHardMining",
     "TripletLoss",
     "batch_hard_mining",
