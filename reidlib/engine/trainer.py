@@ -246,6 +246,8 @@ class Trainer:
             raise ValueError(f"accum_steps must be >= 1, got {accum_steps}")
         self.device = torch.device(device)
         self.model, self.criterion, self.optimizer = model, criterion, optimizer
+        if isinstance(criterion, nn.Module):  # a criterion with state (OIM's lookup table) lives on the device
+            criterion.to(device)
         self.hooks = list(hooks)
         self.epochs, self.seed = epochs, seed
         self.evaluator, self.eval_every = evaluator, eval_every
@@ -481,6 +483,8 @@ class Trainer:
             "history": self.history,
             "train_time_s": self.train_time_s,
             "hooks": [h.state_dict() for h in self.hooks],
+            # a criterion's buffers (OIM's lookup table and queue) are training state too
+            "criterion": self.criterion.state_dict() if isinstance(self.criterion, nn.Module) else None,
             "rng": rng_state(),
         }
 
@@ -530,6 +534,8 @@ class Trainer:
         self.train_time_s = state["train_time_s"]
         for h, hs in zip(self.hooks, state["hooks"]):
             h.load_state_dict(hs)
+        if isinstance(self.criterion, nn.Module) and state.get("criterion") is not None:  # older checkpoints lack it
+            load_model_state(self.criterion, state["criterion"], source=f"{path} (criterion)")
         set_rng_state(state["rng"])
 
 
