@@ -4,6 +4,9 @@
 * ``params``: number of parameter elements (trainable or not).
 * ``size_mb``: bytes of parameters and buffers over ``2**20`` (MB = MiB, as HENet's Table 1 and
   the hashing paper's storage figures count).
+* ``test_params``, ``test_size_mb``: the parameters of the modules the eval forward runs (classifiers,
+  decoders and other training-only parts excluded; found by hooks on one forward), and their size as
+  fp32 in MiB -- what HENet's Table 1 column V is taken to count (see the HENet chapter).
 * ``flops``: floating-point operations of one image's eval forward, counted by
   :class:`torch.utils.flop_counter.FlopCounterMode` (a multiply-add counts 2; only matmuls and
   convolutions are counted). Papers that quote "FLOPs" for ResNet-50 (4.1 G at 224x224) mean
@@ -25,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["efficiency", "count_flops", "count_params", "model_size_mb", "images_per_second",
+__all__ = ["efficiency", "count_flops", "count_params", "model_size_mb", "images_per_second", "test_time_params",
            "ES_COLUMNS", "efficiency_score", "efficiency_score_terms"]
 
 
@@ -38,6 +41,32 @@ def model_size_mb(model: nn.Module) -> float:
     """Bytes of parameters and buffers, in MB = 2**20 bytes."""
     tensors = list(model.parameters()) + list(model.buffers())
     return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+
+def test_time_params(model: nn.Module, x: Tensor) -> int:
+    """Number of parameter elements of the modules that ``model.eval()(x)`` runs (each module's own
+    parameters, counted once): what a deployed model needs. The model's modes are restored."""
+    ran: set[int] = set()
+    handles = [m.register_forward_pre_hook(lambda module, args: ran.add(id(module))) for m in model.modules()]
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        for module, training in modes:
+            module.training = training
+    seen: set[int] = set()
+    total = 0
+    for m in model.modules():
+        if id(m) in ran:
+            for p in m.parameters(recurse=False):
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    total += p.numel()
+    return total
 
 
 def _first_tensor(out: object) -> Tensor:
@@ -95,7 +124,8 @@ def efficiency(
     ``device=None`` measures where the model is; another device measures a copy moved there
     (the model itself is not moved). The model's train/eval mode is restored afterwards.
 
-    Returns ``dict(feature_dim, params, size_mb, flops, images_per_s, batch, height, width, device)``;
+    Returns ``dict(feature_dim, params, size_mb, test_params, test_size_mb, flops, images_per_s, batch,
+    height, width, device)``;
     ``flops`` is per image (see the module docstring).
     """
     for name, value in (("height", height), ("width", width), ("batch", batch), ("iters", iters), ("channels", channels)):
@@ -113,6 +143,7 @@ def efficiency(
         with torch.inference_mode():
             feature_dim = _first_tensor(measured(one))[0].numel()
         flops = count_flops(measured, one)
+        test_params = test_time_params(measured, one)
         x = torch.randn(batch, channels, height, width, device=device, dtype=dtype)
         ips = images_per_second(measured, x, warmup=warmup, iters=iters)
     finally:
@@ -122,6 +153,8 @@ def efficiency(
         "feature_dim": int(feature_dim),
         "params": count_params(model),
         "size_mb": model_size_mb(model),
+        "test_params": int(test_params),
+        "test_size_mb": test_params * 4 / 2**20,
         "flops": flops,
         "images_per_s": ips,
         "batch": int(batch),

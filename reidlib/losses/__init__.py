@@ -1,7 +1,9 @@
-"""reidlib.losses: ID loss with label smoothing, batch-hard triplet loss, OIM, and the one criterion over named
-branches (:class:`ReIDCriterion`, ``build_criterion``) that every network of the house trains with."""
+"""reidlib.losses: ID loss with label smoothing, batch-hard triplet loss, OIM, reconstruction (HENet Eq. 9),
+and the one criterion over named branches (:class:`ReIDCriterion`, ``build_criterion``) that every network
+of the house trains with."""
 from .criterion import CRITERIA, LOSS_TERMS, ReIDCriterion, build_criterion, register_criterion, register_term
-from .oim import UNLABELED, OIMLoss
+from .oim import UNLABELED, OIMLoss, OIMTerm
+from .reconstruction import low_resolution, reconstruction_loss
 from .softmax import CrossEntropyLabelSmooth
 from .triplet import BatchHardMining, TripletLoss, batch_hard_mining, easiest_positive, pairwise_distance
 
@@ -14,6 +16,9 @@ __all__ = [
     "register_term",
     "CrossEntropyLabelSmooth",
     "OIMLoss",
+    "OIMTerm",
+    "low_resolution",
+    "reconstruction_loss",
     "UNLABELED",
     "BatchHardMining",
     "TripletLoss",

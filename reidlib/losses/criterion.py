@@ -11,7 +11,9 @@ and the criterion sums, over the branches and the terms each branch takes,
 with the ID loss (cross-entropy with label smoothing on ``logits``) and the batch-hard triplet loss
 (on ``feat``, the feature before the BNNeck) built in. A paper adds its own terms (OIM,
 distillation, attribute BCE, reconstruction) by registering a term factory with
-:func:`register_term` and naming it in ``extra_terms``; the core is not edited.
+:func:`register_term` and naming it in ``extra_terms``; the core is not edited. A term whose state
+differs per branch (OIM keeps one lookup table per part) sets ``takes_branch = True`` and is called
+with the branch's name as a fourth argument.
 
 ``forward(outputs, target) -> {term name: weighted scalar}``: a term is named ``"<term>"`` for the
 single branch ``"main"`` and ``"<branch>/<term>"`` otherwise (``"aib/id"``, ``"esb/triplet"``), so
@@ -34,6 +36,7 @@ from .triplet import TripletLoss
 __all__ = ["CRITERIA", "LOSS_TERMS", "ReIDCriterion", "build_criterion", "register_criterion", "register_term"]
 
 # term factory: (num_classes, **options) -> fn(branch_output: dict, pids: (B,), outputs: dict) -> scalar
+# (fn(branch_output, pids, outputs, branch) where fn.takes_branch is true)
 LOSS_TERMS: Registry[Callable[..., Callable[[Mapping[str, Tensor], Tensor, Mapping[str, Any]], Tensor]]] = Registry(
     "loss term", hint="a paper registers its own with reidlib.losses.register_term")
 CRITERIA: Registry[Callable[..., nn.Module]] = Registry("criterion")
@@ -152,7 +155,9 @@ class ReIDCriterion(nn.Module):
         for branch, out in branches_of(outputs).items():
             for term in self.terms_of(branch):
                 key = term if branch == "main" else f"{branch}/{term}"
-                losses[key] = self.weights[term] * self._fns[term](out, pids, outputs)
+                fn = self._fns[term]
+                value = fn(out, pids, outputs, branch) if getattr(fn, "takes_branch", False) else fn(out, pids, outputs)
+                losses[key] = self.weights[term] * value
         if not losses:
             raise ValueError("ReIDCriterion: no loss term applies (every weight is 0?)")
         return losses

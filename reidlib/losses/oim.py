@@ -41,7 +41,9 @@ from torch import Tensor, nn
 
 from reidlib.nn import check_shape
 
-__all__ = ["OIMLoss", "UNLABELED"]
+from .criterion import register_term
+
+__all__ = ["OIMLoss", "OIMTerm", "UNLABELED"]
 
 #: the label of a sample without identity: it joins the queue and takes no loss term
 UNLABELED = -1
@@ -124,3 +126,35 @@ class OIMLoss(nn.Module):
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, feat_dim={self.feat_dim}, scalar={self.scalar}, "
                 f"momentum={self.momentum}, queue_size={self.queue_size}, normalize={self.normalize}")
+
+
+class OIMTerm(nn.Module):
+    """The criterion's ``"oim"`` term: one :class:`OIMLoss` (its own lookup table) per branch it serves,
+    on the branch's ``feature`` (HENet: the four 256-d part features, one table each).
+
+    ``branches`` are fixed at construction, so that the tables are in the criterion's state dict from
+    the start and a checkpoint restores them. Called as ``term(branch_output, pids, outputs, branch)``.
+    """
+
+    takes_branch = True
+
+    def __init__(self, num_classes: int, *, branches: list[str] | tuple[str, ...], feat_dim: int,
+                 feature: str = "feat", **options: float) -> None:
+        super().__init__()
+        if not branches or isinstance(branches, str):
+            raise ValueError(f"OIMTerm: branches must name the branches the term serves, got {branches!r}")
+        self.feature = feature
+        # ModuleDict keys cannot hold dots; branch names are plain words ("p4_1")
+        self.tables = nn.ModuleDict({b: OIMLoss(num_classes, feat_dim, **options) for b in branches})
+
+    def forward(self, out, pids: Tensor, outputs, branch: str) -> Tensor:
+        if branch not in self.tables:
+            raise ValueError(f"OIMTerm: branch {branch!r} has no lookup table; the term was built for "
+                             f"{list(self.tables)} (pass every branch that takes 'oim' as branches=)")
+        return self.tables[branch](out[self.feature], pids)
+
+
+@register_term("oim")
+def oim_term(num_classes: int, **options) -> OIMTerm:
+    """``extra_terms={"oim": {"weight": 1, "branches": [...], "feat_dim": 256, "scalar": 30, "momentum": 0.5}}``."""
+    return OIMTerm(num_classes, **options)

@@ -1,7 +1,7 @@
 """reidlib.models: backbones, pooling, heads, shared blocks, the house's networks, and the registry.
 
 ``build_model(name, num_classes, **options)`` builds a registered network (``baseline``,
-``esnet``; the papers' recipes in :mod:`reidlib.papers` register more). Every network follows one
+``esnet``, ``henet``; the papers' recipes in :mod:`reidlib.papers` register more). Every network follows one
 contract:
 
 * **train mode**: ``model(images (B, 3, H, W))`` -- or ``model(images, targets=pids)`` for a model
@@ -12,13 +12,17 @@ contract:
 * ``model.options``: the resolved model options (plain data), stored in the run record.
 
 Shared blocks: :mod:`~reidlib.models.branches` (a trunk shared up to a stage, branches owning copies of
-the later stages), :mod:`~reidlib.models.parts` (stripes and windows).
+the later stages), :mod:`~reidlib.models.parts` (stripes and windows), :mod:`~reidlib.models.decoders`
+(HENet's recovery decoder).
 """
 # the house's networks register themselves on import (one line each)
-from . import esnet  # noqa: E402,F401  (ES-Net: AIB + ESB)
+from . import (
+    esnet,  # noqa: E402,F401  (ES-Net: AIB + ESB)
+    henet,  # noqa: E402,F401  (HENet: G1 + P4 + R16)
+)
 from .backbones import BACKBONES, RESNETS, ResNetBackbone, build_backbone, input_normalization
 from .baseline import Baseline
-from .heads import BNNeck, LinearHead
+from .heads import BNNeck, LinearHead, ReductionHead
 from .p_pooling import PPooling
 from .pooling import GAP, GMP, GeM, build_pooling
 from .registry import MODELS, build_model, model_options, register_model
@@ -36,6 +40,7 @@ __all__ = [
     "Baseline",
     "BNNeck",
     "LinearHead",
+    "ReductionHead",
     "GAP",
     "GMP",
     "GeM",

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from reidlib.nn import check_shape
 
-__all__ = ["BNNeck", "LinearHead"]
+__all__ = ["BNNeck", "LinearHead", "ReductionHead"]
 
 TestFeature = Literal["after", "before"]
 
@@ -85,3 +85,37 @@ class LinearHead(nn.Module):
         if not self.training:
             return feat
         return feat, feat, self.classifier(feat)
+
+
+class ReductionHead(nn.Module):
+    """A pooled feature reduced by a 1x1 convolution -> BN -> ReLU, then a linear classifier (MGN's head, Wang
+    et al. 2018, as its widely used re-implementation ``seathiefwang/MGN-pytorch`` builds it; HENet's Eq. 2
+    and 4, ``f = Conv1x1(pooled)``).
+
+    The reduced feature ``f`` is what the triplet loss, OIM and the test descriptor read; the classifier
+    (bias, Kaiming init as MGN-pytorch) is used in training only. There is no BNNeck: ``feat_bn`` is ``f``.
+    Shapes: training ``(B, C) -> (f (B, D), f, logits (B, N))``; eval ``(B, C) -> f (B, D)``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, num_classes: int) -> None:
+        super().__init__()
+        _check_dims(in_dim, num_classes, "before", "ReductionHead")
+        if int(out_dim) < 1:
+            raise ValueError(f"ReductionHead: out_dim must be >= 1, got {out_dim}")
+        self.in_dim, self.out_dim, self.num_classes = int(in_dim), int(out_dim), int(num_classes)
+        self.reduction = nn.Sequential(nn.Conv2d(self.in_dim, self.out_dim, 1, bias=False),
+                                       nn.BatchNorm2d(self.out_dim), nn.ReLU(inplace=True))
+        self.classifier = nn.Linear(self.out_dim, self.num_classes)
+        nn.init.kaiming_normal_(self.reduction[0].weight, mode="fan_in")
+        nn.init.kaiming_normal_(self.classifier.weight, mode="fan_out")
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, pooled: Tensor) -> tuple[Tensor, Tensor, Tensor] | Tensor:
+        check_shape(pooled, "B C", who="ReductionHead", what="pooled features", C=self.in_dim)
+        f = self.reduction(pooled[:, :, None, None]).flatten(1)
+        if not self.training:
+            return f
+        return f, f, self.classifier(f)
+
+    def extra_repr(self) -> str:
+        return f"in_dim={self.in_dim}, out_dim={self.out_dim}, num_classes={self.num_classes}"

@@ -36,6 +36,14 @@ def test_size_mb_counts_parameters_and_buffers(baseline):
     assert fig["size_mb"] == pytest.approx((4 * fig["params"] + buffer_bytes) / 2**20, rel=1e-12)
 
 
+def test_test_time_params_leave_out_what_eval_does_not_run(baseline):
+    # the baseline's eval forward skips its classifier (512 x 11, no bias), and nothing else
+    fig = efficiency(baseline, 32, 16, batch=1, iters=1, warmup=0)
+    assert fig["test_params"] == fig["params"] - 512 * 11
+    assert fig["test_size_mb"] == pytest.approx(fig["test_params"] * 4 / 2**20)
+    assert baseline.training  # the hooks' forward restored the mode
+
+
 def test_flops_match_torchvision_ops():
     """torch's counter counts a multiply-add as 2; torchvision's `_ops` are GMACs at 224 x 224."""
     tv = torchvision.models.resnet18(weights=None).eval()
