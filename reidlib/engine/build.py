@@ -25,7 +25,8 @@ def build_run_model(cfg: TrainConfig, num_classes: int, *, pretrained: bool | No
 def build_run_transforms(cfg: TrainConfig) -> tuple[Callable, Callable]:
     """``(train, test)`` transforms of a run: resize to ``height x width``; in training flip (when
     ``flip_train``), ``padding`` px pad + random crop, random erasing with ``random_erasing`` (filled
-    with the mean colour); then the backbone's input normalisation
+    with the mean colour), random polygon erasing with ``random_polygon_erasing`` (``polygon_options``);
+    then the backbone's input normalisation
     (:func:`~reidlib.models.backbones.input_normalization`: ImageNet's for the ResNets,
     ``(x - 127) / 128`` for EfficientNet-Lite)."""
     from reidlib.data.transforms import build_transforms
@@ -33,5 +34,7 @@ def build_run_transforms(cfg: TrainConfig) -> tuple[Callable, Callable]:
 
     mean, std = input_normalization(cfg.backbone)
     train = build_transforms(cfg.height, cfg.width, train=True, random_erasing=cfg.random_erasing,
-                             padding=cfg.padding, flip=0.5 if cfg.flip_train else 0.0, mean=mean, std=std)
+                             random_polygon_erasing=cfg.random_polygon_erasing,
+                             polygon_options=dict(cfg.polygon_options) or None, padding=cfg.padding,
+                             flip=0.5 if cfg.flip_train else 0.0, mean=mean, std=std)
     return train, build_transforms(cfg.height, cfg.width, train=False, mean=mean, std=std)

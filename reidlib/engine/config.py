@@ -88,6 +88,8 @@ class TrainConfig:
     height: int = 128
     width: int = 64
     random_erasing: float = 0.5
+    random_polygon_erasing: float = 0.0    # HENet's RPE (reidlib.data.RandomPolygonErasing), after random erasing
+    polygon_options: dict[str, Any] = field(default_factory=dict)  # its n, sl, sh, r, fill
     padding: int | None = None             # pad + random crop; None: BoT's 10 px at width 128, scaled
     flip_train: bool = True
     P: int = 16
@@ -192,8 +194,10 @@ class TrainConfig:
         for name in ("weight_decay", "momentum", "warmup_start_factor"):
             if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
-        if not 0 <= self.random_erasing <= 1:
-            raise ValueError(f"random_erasing is a probability in [0, 1], got {self.random_erasing!r}")
+        for name in ("random_erasing", "random_polygon_erasing"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} is a probability in [0, 1], got {value!r}")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         from reidlib.losses import CRITERIA
         from reidlib.models import MODELS

@@ -18,8 +18,8 @@ from reidlib.nn import Metric
 
 from ._recipe import Recipe, imagenet_start
 
-__all__ = ["RECIPE", "CPU_PROTOCOL", "PAPER_PRESET", "PAPER_TRICKS", "PAPER_TRIPLET", "bag_of_tricks", "config",
-           "train", "padding_for", "records_frame", "run_name"]
+__all__ = ["RECIPE", "CPU_PROTOCOL", "PART_IMAGE_SIZE", "PAPER_PRESET", "PAPER_TRICKS", "PAPER_TRIPLET", "bag_of_tricks",
+           "config", "train", "padding_for", "records_frame", "run_name"]
 
 EVAL_METRIC = "cosine"
 
@@ -69,6 +69,10 @@ RECIPE = Recipe(
 CPU_PROTOCOL = {k: RECIPE.defaults[k] for k in ("backbone", "pretrained", "height", "width", "epochs", "P", "K",
                                                   "lr", "warmup_epochs", "milestones", "eval_every", "triplet_metric",
                                                   "margin")}
+#: The CPU image size of the part-based chapters (HENet's 1, 2, 3, 4 and 6 parts, 6-stripe models): at
+#: stride 16 (last stride 1) its map is 12 high, which every one of those counts divides; 128x64 gives 8.
+#: 3:1 is PCB's own aspect (384x128), halved twice. See the page "What pre-training changes".
+PART_IMAGE_SIZE = (192, 64)
 
 #: The strong baseline's tricks as its paper sets them (Luo et al. 2019): a run's name tags the tricks in
 #: which it differs from these, not from the recipe's defaults, so that a change of the CPU defaults never

@@ -5,7 +5,7 @@ Every row of Tables 1-4 is one :class:`~reidlib.models.henet.HENetConfig` of the
 
 * Table 1: ``base`` (G1 + P4, CE), ``base+rpe``, ``base+losses`` (G1 + P4 + R16 with the triplet, OIM and
   the reconstruction loss), ``base+both``; random erasing on in all four, as the paper says.
-* Table 2: ``p(1)`` ... ``p(1,6)``, the partial-branch configurations, CE only.
+* Table 2: ``p1``, ``p1-2``, ... ``p1-6``: P(1), P(1,2), ... P(1,6), the partial-branch configurations, CE only.
 * Table 3: the seven branch combinations of G1, P4 and R16, CE only, R16 with its reconstruction loss
   (a choice, see :data:`TABLE_3_MSE`).
 * Table 4: ``ce`` ... ``ce+oim+tri+mse``, the loss subsets on G1 + P4 + R16, in the column order the
@@ -16,15 +16,20 @@ Table 1's). Some rows of different tables are the same network (:data:`SAME_NETW
 """
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from dataclasses import asdict, replace
+from typing import Any, get_args
 
 import pandas as pd
 
 from reidlib.models.henet import HENetConfig
+from reidlib.nn import Metric
 
-__all__ = ["VARIANTS", "TABLE_OF", "SAME_NETWORK", "TABLE_3_MSE", "TABLE_RESULTS", "model_config",
-           "criterion_options", "table_1", "table_results", "TABLE_1_ES"]
+from ._recipe import Recipe, imagenet_start
+from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
+
+__all__ = ["VARIANTS", "TABLE_OF", "SAME_NETWORK", "TABLE_3_MSE", "TABLE_RESULTS", "TRIPLET_MARGIN", "PAPER_PRESET",
+           "RECIPE", "model_config", "criterion_options", "config", "run_name", "train", "table_1", "table_results",
+           "TABLE_1_ES"]
 
 #: The triplet margin: the paper gives none; 1.2 is the margin of ``seathiefwang/MGN-pytorch`` (Adam, lr 2e-4,
 #: 4 x 4 batches, 384x128), the recipe HENet's resembles. Euclidean distance on ``f_G``.
@@ -55,7 +60,7 @@ _BASE = HENetConfig("HENet(Base)", recovery=False, triplet=False, oim=False, mse
 _TABLES: dict[int, dict[str, HENetConfig]] = {
     1: {"base": _BASE, "base+rpe": replace(_BASE, label="HENet(+RPE)", rpe=0.5),
         "base+losses": HENetConfig("HENet(+Losses)"), "base+both": HENetConfig("HENet(+Both)", rpe=0.5)},
-    2: {f"p({','.join(map(str, ks))})": _partial(f"P({','.join(map(str, ks))})", *ks)
+    2: {"p" + "-".join(map(str, ks)): _partial(f"P({','.join(map(str, ks))})", *ks)
         for ks in ((1,), (1, 2), (1, 2, 3), (1, 2, 3, 4), (1, 3), (1, 4), (1, 6))},
     3: {"+".join(n for n, on in zip(("g1", "p4", "r16"), flags) if on):
         _branches(" + ".join(n for n, on in zip(("G1", "P4", "R16"), flags) if on), *flags)
@@ -72,8 +77,8 @@ VARIANTS: dict[str, HENetConfig] = {v: c for rows in _TABLES.values() for v, c i
 TABLE_OF: dict[str, int] = {v: t for t, rows in _TABLES.items() for v in rows}
 
 #: Rows of different tables that are one network trained one way (their labels differ): G1 is P(1), G1 + P4
-#: is P(1,4); Table 3's G1 + P4 + R16 is Table 4's MSE-only row under :data:`TABLE_3_MSE`.
-SAME_NETWORK: list[tuple[str, str]] = [("g1", "p(1)"), ("g1+p4", "p(1,4)"), ("g1+p4+r16", "ce+mse")]
+#: is P(1,4) (``p1``, ``p1-4``); Table 3's G1 + P4 + R16 is Table 4's MSE-only row under :data:`TABLE_3_MSE`.
+SAME_NETWORK: list[tuple[str, str]] = [("g1", "p1"), ("g1+p4", "p1-4"), ("g1+p4+r16", "ce+mse")]
 
 
 def model_config(variant: str = "base+losses", **overrides: Any) -> HENetConfig:
@@ -130,13 +135,100 @@ TABLE_1_ES = {"AlignedReID": 2.55, "PCB": 3.45, "HPM": 1.00, "MGN": 2.42, "HENet
               "HENet(+RPE)": 3.08, "HENet(+Losses)": 3.41, "HENet(+Both)": 3.52}
 
 
+# ---- training -------------------------------------------------------------------------------------
+#: Sec. 4.1: ResNet-50 from ImageNet, 384x128, 4 ids x 4 images, Adam (0.9, 0.999), weight decay 5e-4, lr 2e-4
+#: for 200 epochs, x0.1 at epoch 160 (the second decay "at 200" is the end of training); no warm-up stated.
+PAPER_PRESET = {"backbone": "resnet50", "pretrained": True, "height": 384, "width": 128, "P": 4, "K": 4,
+                "epochs": 200, "lr": 2e-4, "warmup_epochs": 0, "milestones": [160], "triplet_metric": "euclidean",
+                "margin": TRIPLET_MARGIN}
+#: the fields of HENetConfig a run may change beside its variant
+_OVERRIDES = ("random_erasing", "rpe", "rpe_points")
+
+# The notebook's parameters cell, in its order: the CPU defaults. The CPU regime every chapter shares
+# (reidlib.papers.baseline.CPU_PROTOCOL: EfficientNet-Lite0 from ImageNet, 6 epochs, the cosine triplet with
+# margin 0.1) at the part chapters' image size, 192x64; the paper's learning rate and weight decay.
+RECIPE = Recipe(
+    chapter="henet",
+    notebook="book/henet/train.ipynb",
+    defaults={
+        "dataset": "synthped", "data_root": None, "synthped_preset": "default", "dataset_options": {},
+        "variant": "base+both", "random_erasing": None, "rpe": None, "rpe_points": None,
+        "oim_scalar": 30.0, "oim_momentum": 0.5,
+        "backbone": CPU_PROTOCOL["backbone"], "pretrained": CPU_PROTOCOL["pretrained"], "weights_path": None,
+        "paper_preset": False, "height": PART_IMAGE_SIZE[0], "width": PART_IMAGE_SIZE[1], "P": CPU_PROTOCOL["P"],
+        "K": CPU_PROTOCOL["K"], "epochs": CPU_PROTOCOL["epochs"], "lr": 2e-4, "weight_decay": 5e-4,
+        "warmup_epochs": CPU_PROTOCOL["warmup_epochs"], "milestones": CPU_PROTOCOL["milestones"],
+        "triplet_metric": CPU_PROTOCOL["triplet_metric"], "margin": CPU_PROTOCOL["margin"],
+        "max_steps_per_epoch": None, "eval_every": CPU_PROTOCOL["eval_every"], "device": "auto", "amp": True,
+        "num_threads": None, "num_workers": 1, "seed": 0, "output_dir": "results", "run_name": None,
+        "resume": False, "progress": True,
+    },
+    types={"data_root": str, "random_erasing": float, "rpe": float, "rpe_points": int, "weights_path": str,
+           "max_steps_per_epoch": int, "num_threads": int, "run_name": str},
+    choices={"triplet_metric": get_args(Metric)},
+)
+#: the descriptor is l2-normalised (the model's eval output), so the Euclidean and cosine rankings coincide
+EVAL_METRIC = "euclidean"
+
+
+def run_name(variant: str, model: HENetConfig, backbone: str, height: int, width: int, epochs: int, seed: int,
+             pretrained: bool = False, metric: str = "euclidean", margin: float = TRIPLET_MARGIN) -> str:
+    """``base+both_cosine_m0.1_efficientnet_lite0-imagenet_192x64_e6_s0``: the erasing settings where they differ
+    from the named row (``_re0.5``, ``_rpe0.25``, ``_n40``), the triplet where the variant has one and it is not
+    the paper's choice (Euclidean, margin 1.2), ``-imagenet`` for ImageNet weights."""
+    row = VARIANTS[variant]
+    tag = "".join(f"_{short}{getattr(model, f):g}" for f, short in (("random_erasing", "re"), ("rpe", "rpe"),
+                                                                     ("rpe_points", "n"))
+                  if getattr(model, f) != getattr(row, f))
+    if model.triplet and (metric, margin) != ("euclidean", TRIPLET_MARGIN):
+        tag += f"_{metric}_m{margin:g}"
+    weights = "-imagenet" if pretrained else ""
+    return f"{variant}{tag}_{backbone}{weights}_{height}x{width}_e{epochs}_s{seed}"
+
+
+def config(**parameters: Any):
+    """The :class:`~reidlib.engine.config.TrainConfig` of the notebook's ``parameters``: the variant's model
+    options (with the erasing overrides), its losses (:func:`criterion_options`), RE and RPE in the data
+    pipeline, and the CPU defaults or, with ``paper_preset=True``, Sec. 4.1's schedule (:data:`PAPER_PRESET`)."""
+    from reidlib.engine.config import TrainConfig
+
+    p = RECIPE.parameters(parameters)
+    if p["paper_preset"]:
+        p.update(PAPER_PRESET)
+    model = model_config(p["variant"], **{k: p[k] for k in _OVERRIDES if p[k] is not None})
+    oim = {"scalar": p["oim_scalar"], "momentum": p["oim_momentum"]}
+    name = p["run_name"] or run_name(p["variant"], model, p["backbone"], p["height"], p["width"], p["epochs"],
+                                     p["seed"], pretrained=imagenet_start(p), metric=p["triplet_metric"],
+                                     margin=p["margin"])
+    return TrainConfig(
+        dataset=p["dataset"], data_root=p["data_root"], synthped_preset=p["synthped_preset"],
+        dataset_options=p["dataset_options"], random_erasing=model.random_erasing,
+        random_polygon_erasing=model.rpe, polygon_options={"n": model.rpe_points}, padding=0,
+        model="henet", model_options=asdict(model), variant=p["variant"], backbone=p["backbone"],
+        pretrained=p["pretrained"], weights_path=p["weights_path"], criterion="reid",
+        criterion_options=criterion_options(model, p["margin"], p["triplet_metric"], oim),
+        optimizer="adam", height=p["height"], width=p["width"], P=p["P"], K=p["K"], epochs=p["epochs"], lr=p["lr"],
+        weight_decay=p["weight_decay"], schedule="warmup_multistep", warmup_epochs=p["warmup_epochs"],
+        milestones=tuple(p["milestones"]), max_steps_per_epoch=p["max_steps_per_epoch"], device=p["device"],
+        amp=p["amp"], num_threads=p["num_threads"], num_workers=p["num_workers"], seed=p["seed"],
+        eval_every=p["eval_every"], eval_metric=EVAL_METRIC, chapter=RECIPE.chapter, output_dir=p["output_dir"],
+        run_name=name, resume=p["resume"], progress=p["progress"])
+
+
+def train(**parameters: Any) -> dict[str, Any]:
+    """Train a HENet variant with the notebook's ``parameters`` and write its run record."""
+    from reidlib.engine.run import run_training
+
+    return run_training(config(**parameters), notebook=RECIPE.notebook, parameters=RECIPE.parameters(parameters))
+
+
 # Tables 2-4 (Market-1501, %), as printed: R1, R5, R10, mAP; FD of Tables 2-3 printed too.
 TABLE_RESULTS: dict[str, dict[str, float]] = {
     **{v: dict(zip(("FD", "R1", "R5", "R10", "mAP"), row)) for v, row in {
-        "p(1)": (512, 87.92, 95.46, 96.97, 68.48), "p(1,2)": (1536, 90.15, 95.52, 97.08, 70.03),
-        "p(1,2,3)": (2816, 90.41, 95.64, 97.09, 71.43), "p(1,2,3,4)": (4352, 90.81, 95.84, 97.48, 72.39),
-        "p(1,3)": (1792, 90.08, 95.64, 97.12, 70.12), "p(1,4)": (2048, 90.17, 95.68, 97.30, 70.39),
-        "p(1,6)": (2560, 90.24, 95.78, 97.39, 70.72),
+        "p1": (512, 87.92, 95.46, 96.97, 68.48), "p1-2": (1536, 90.15, 95.52, 97.08, 70.03),
+        "p1-2-3": (2816, 90.41, 95.64, 97.09, 71.43), "p1-2-3-4": (4352, 90.81, 95.84, 97.48, 72.39),
+        "p1-3": (1792, 90.08, 95.64, 97.12, 70.12), "p1-4": (2048, 90.17, 95.68, 97.30, 70.39),
+        "p1-6": (2560, 90.24, 95.78, 97.39, 70.72),
         "g1": (512, 87.92, 95.46, 96.97, 68.48), "p4": (1536, 89.67, 95.81, 96.97, 69.55),
         "r16": (512, 84.29, 93.65, 95.96, 58.69), "g1+p4": (2048, 90.17, 95.68, 97.30, 70.39),
         "g1+r16": (1024, 88.98, 95.28, 96.91, 70.42), "p4+r16": (2048, 90.15, 95.89, 97.16, 70.34),

@@ -188,10 +188,8 @@ def missing_runs(results: str | Path | None = None, groups: Iterable[str] | None
 # ------------------------------------------------------------------------------------------
 # reading the records: what the two pages show
 
-#: The CPU image size of the part-based chapters (HENet's 1, 2, 3, 4 and 6 parts, 6-stripe models): at
-#: stride 16 (last stride 1) its map is 12 high, which every one of those counts divides; 128x64 gives 8.
-#: 3:1 is PCB's own aspect (384x128), halved twice. See the page "What pre-training changes".
-PART_IMAGE_SIZE = (192, 64)
+#: The CPU image size of the part-based chapters (defined beside the CPU protocol, in the baseline recipe).
+PART_IMAGE_SIZE = baseline.PART_IMAGE_SIZE
 
 ID_TRIPLET, ID_ONLY, RAMPED, SOFT, COSINE = (baseline.ID_TRIPLET, baseline.ID_ONLY, baseline.RAMPED, baseline.SOFT,
                                              baseline.COSINE)

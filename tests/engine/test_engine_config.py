@@ -20,6 +20,8 @@ from reidlib.engine.config import TrainConfig
     (dict(optimizer="lbfgs"), r"optimizer must be one of"),
     (dict(device="tpu"), r"device must be one of"),
     (dict(random_erasing=1.5), r"random_erasing is a probability"),
+    (dict(random_polygon_erasing=-0.5), r"random_polygon_erasing is a probability in \[0, 1\], got -0.5"),
+    (dict(random_polygon_erasing=True), r"random_polygon_erasing is a probability"),
     (dict(height=12.5), r"height must be an integer"),
     (dict(milestones=(70, 40)), r"milestones must be increasing"),
     (dict(run_name="a/b"), r"run_name must be"),

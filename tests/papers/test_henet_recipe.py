@@ -1,0 +1,99 @@
+"""The HENet chapter's recipe and training notebook: the parameters cell is the recipe, every variant is
+documented, a tiny run through papermill writes a valid record of the variant it names (its losses, RPE in
+the pipeline, the test-time size), run names follow the overrides, a wrong variant stops early."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from reidlib.engine.build import build_run_transforms
+from reidlib.engine.records import read_record
+from reidlib.models.henet import HENetConfig
+from reidlib.papers import henet
+from reidlib.papers.henet import RECIPE, VARIANTS
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "book" / "henet" / "train.ipynb"
+TINY = dict(dataset="synthped", synthped_preset="tiny", variant="base+both", backbone="resnet18", pretrained=False,
+            height=64, width=32, epochs=2, P=4, K=4, warmup_epochs=1, milestones="[1]", eval_every=2,
+            max_steps_per_epoch=2, device="cpu", num_threads=1, run_name="tiny", progress=False)
+
+
+def test_the_notebook_is_its_parameters_and_one_call_to_the_recipe():
+    cells = nbformat.read(NOTEBOOK, as_version=4).cells
+    code = [c for c in cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    namespace: dict = {}
+    exec(code[0].source, namespace)
+    values = {k: v for k, v in namespace.items() if not k.startswith("__")}
+    assert list(values) == list(RECIPE.defaults) and values == dict(RECIPE.defaults)
+    assert "henet.train(" in code[1].source and len(code) == 3
+    assert all(f"`{v}`" in cells[0].source for v in VARIANTS), "the introduction lists every variant"
+
+
+def test_config_routes_the_variant_into_model_losses_and_pipeline():
+    cfg = henet.config(variant="base+both")
+    assert cfg.model == "henet" and cfg.model_options == asdict(VARIANTS["base+both"])
+    assert (cfg.random_erasing, cfg.random_polygon_erasing, cfg.polygon_options) == (0.5, 0.5, {"n": 20})
+    assert (cfg.height, cfg.width) == henet.PART_IMAGE_SIZE and cfg.eval_metric == "euclidean"
+    assert cfg.criterion_options["extra_terms"]["oim"]["scalar"] == 30.0
+    names = [type(t).__name__ for t in build_run_transforms(cfg)[0].transforms]
+    assert names.index("RandomErasing") < names.index("RandomPolygonErasing")
+    plain = henet.config(variant="p1-4")
+    assert (plain.random_erasing, plain.random_polygon_erasing) == (0.0, 0.0)
+    assert "RandomPolygonErasing" not in [type(t).__name__ for t in build_run_transforms(plain)[0].transforms]
+
+
+def test_run_names_follow_the_overrides_and_the_triplet():
+    assert henet.config().name == "base+both_cosine_m0.1_efficientnet_lite0-imagenet_192x64_e6_s0"
+    assert henet.config(variant="p1-4", rpe=0.25, rpe_points=40).name == \
+        "p1-4_rpe0.25_n40_efficientnet_lite0-imagenet_192x64_e6_s0"
+    # a variant without the triplet names no triplet form; the paper's preset trains the chapter's paper triplet
+    assert henet.config(variant="base").name == "base_efficientnet_lite0-imagenet_192x64_e6_s0"
+    preset = henet.config(variant="base+losses", paper_preset=True)
+    assert preset.name == "base+losses_resnet50-imagenet_384x128_e200_s0"
+    assert (preset.P, preset.K, preset.milestones, preset.lr) == (4, 4, (160,), 2e-4)
+    assert (preset.criterion_options["metric"], preset.criterion_options["margin"]) == ("euclidean", 1.2)
+
+
+@pytest.mark.parametrize("given, match", [
+    ({"variant": "henet"}, "unknown HENet variant 'henet'"),
+    ({"rpe": 2.0}, r"rpe \(a probability\)"),
+    ({"rpe_points": "many"}, "parameter 'rpe_points' must be an integer"),
+    ({"triplet_metric": "manhattan"}, "parameter 'triplet_metric' must be one of"),
+    ({"oim": 1}, "unknown parameter"),
+])
+def test_bad_parameters_are_named(given, match):
+    with pytest.raises(ValueError, match=match):
+        henet.config(**given)
+
+
+@pytest.mark.slow
+def test_papermill_tiny_henet_run_writes_a_valid_record(tmp_path):
+    import papermill as pm
+
+    pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), parameters=dict(TINY, output_dir="results"),
+                        cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+    record = read_record(tmp_path / "results" / "henet" / "synthped" / "tiny.json")  # validates
+    cfg = record["config"]
+    assert record["notebook"] == "book/henet/train.ipynb" and record["variant"] == "base+both"
+    assert cfg["model"] == "henet" and HENetConfig(**cfg["model_options"]) == VARIANTS["base+both"]
+    assert cfg["random_polygon_erasing"] == 0.5 and cfg["eval_metric"] == "euclidean"
+    assert {"r16/reconstruction", "p4_1/oim", "g1/triplet"} <= set(record["epochs"][0]["losses"])
+    assert record["efficiency"]["feature_dim"] == 2560
+    assert 0 < record["efficiency"]["test_params"] < record["efficiency"]["params"]
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2] and 0 <= record["final"]["mAP"] <= 1
+
+
+@pytest.mark.slow
+def test_papermill_unknown_variant_stops_at_the_first_cell(tmp_path):
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), parameters=dict(TINY, variant="henet"),
+                            cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+    assert err.value.ename == "ValueError" and "unknown HENet variant 'henet'" in err.value.evalue
+    assert not list(tmp_path.glob("**/*.json"))
