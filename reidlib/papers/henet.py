@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Any, get_args
 
+import numpy as np
 import pandas as pd
 
 from reidlib.models.henet import HENetConfig
@@ -254,4 +255,214 @@ def table_1() -> pd.DataFrame:
     (:data:`reidlib.eval.ES_COLUMNS`), Market-1501 accuracy, as printed."""
     frame = pd.DataFrame.from_dict(_TABLE_1, orient="index", columns=["R1", "mAP", "FD", "V", "S"])
     frame.index.name = "model"
+    return frame
+
+
+# ---- the Efficiency Score page: the reconstruction's neighbours, what it rewards, model sizes ---------------
+#: Eq. (10)'s exponents as reconstructed: ``V**a * S**b * (T - T_M2 + thr)**c / FD**d`` with ``(a, b, c, d)``.
+ES_EXPONENTS = (1, 2, 3, 1)
+
+
+def es_form(table: pd.DataFrame, exponents: tuple[float, float, float, float] = ES_EXPONENTS, thr: float = 30.0,
+            lam: float = 1.0, m1: Any = None, m2: Any = None) -> pd.Series:
+    """The family around Eq. (10)-(11): ES with ``g = V**a S**b (T - T_M2 + thr)**c / FD**d``, normalised by
+    M1's ``g``, averaged over R1 and mAP with weight ``lam``. ``ES_EXPONENTS`` gives
+    :func:`reidlib.eval.efficiency_score`; other forms show that the reconstruction is pinned down. A model
+    whose margin ``T - T_M2 + thr`` is <= 0 gets NaN (the form is undefined there). References as the paper:
+    M1 the largest V, M2 the lowest R1, unless named."""
+    a, b, c, d = exponents
+    m1 = table["V"].idxmax() if m1 is None else m1
+    m2 = table["R1"].idxmin() if m2 is None else m2
+    scores = []
+    for metric in ("R1", "mAP"):
+        margin = (table[metric] - table.loc[m2, metric] + thr).where(lambda m: m > 0)
+        g = table["V"] ** a * table["S"] ** b * margin**c / table["FD"] ** d
+        scores.append(g / g.loc[m1])
+    return ((scores[0] + lam * scores[1]) / (1 + lam)).rename("ES")
+
+
+def _reproduced(es: pd.Series, printed: pd.Series) -> int:
+    return int((es.round(2) == printed.reindex(es.index)).sum())
+
+
+def neighbouring_forms(table: pd.DataFrame | None = None, printed: dict[str, float] | None = None) -> pd.DataFrame:
+    """Each one-step change of the reconstruction (an exponent +-1, ``thr``, ``lam``, another M1 or M2) and
+    how many of Table 1's eight ES values it still gives to two decimals, with its largest error; the first
+    row is the reconstruction itself."""
+    table = table_1() if table is None else table
+    truth = pd.Series(TABLE_1_ES if printed is None else printed)
+    forms: list[tuple[str, dict[str, Any]]] = [("the reconstruction", {})]
+    for i, name in enumerate("abcd"):
+        for step in (-1, 1):
+            e = list(ES_EXPONENTS)
+            e[i] += step
+            if e[i] >= 0:
+                forms.append((f"exponent {name} = {e[i]}", {"exponents": tuple(e)}))
+    forms += [(f"thr = {t:g}", {"thr": t}) for t in (20, 29, 31, 40)]
+    forms += [(f"lam = {v:g}", {"lam": v}) for v in (0.5, 2)]
+    forms += [(f"M1 = {m} ({why})", {"m1": m}) for m, why in ((table["S"].idxmax(), "fastest"),
+                                                              (table["FD"].idxmax(), "largest FD"))
+              if m != table["V"].idxmax()]
+    forms += [(f"M2 = {m} ({why})", {"m2": m}) for m, why in ((table["mAP"].idxmin(), "lowest mAP"),
+                                                              (table["S"].idxmin(), "slowest"),
+                                                              (table["V"].idxmin(), "smallest"))
+              if m != table["R1"].idxmin()]
+    rows = []
+    for label, options in forms:
+        es = es_form(table, **options)
+        rows.append({"form": label, "reproduced (of 8)": _reproduced(es, truth),
+                     "largest error": float((es - truth.reindex(es.index)).abs().max())})
+    return pd.DataFrame(rows).set_index("form")
+
+
+def forms_that_reproduce(table: pd.DataFrame | None = None, printed: dict[str, float] | None = None,
+                         thrs: Any = None) -> tuple[int, list[tuple[Any, ...]]]:
+    """A grid search of the family of :func:`es_form`: exponents ``a`` in 0..2, ``b`` in 0..3, ``c`` in 0..4,
+    ``d`` in 0..2 and ``thr`` in ``thrs`` (default 10..50 by 0.5), M1/M2 by the paper's rule, ``lam = 1``.
+    Returns the number of forms searched and those that give all eight printed values to two decimals."""
+    table = table_1() if table is None else table
+    truth = pd.Series(TABLE_1_ES if printed is None else printed).reindex(table.index).to_numpy()
+    thrs = np.arange(10, 50.01, 0.5) if thrs is None else np.asarray(thrs, dtype=float)
+    m1, m2 = table.index.get_loc(table["V"].idxmax()), table.index.get_loc(table["R1"].idxmin())
+    cols = {k: table[k].to_numpy(float) for k in ("V", "S", "FD", "R1", "mAP")}
+    found, searched = [], 0
+    for a, b, c, d in np.ndindex(3, 4, 5, 3):
+        base = cols["V"] ** a * cols["S"] ** b / cols["FD"] ** d
+        for thr in thrs:
+            searched += 1
+            scores = []
+            for metric in ("R1", "mAP"):
+                margin = cols[metric] - cols[metric][m2] + thr
+                g = base * np.where(margin > 0, margin, np.nan) ** c
+                scores.append(g / g[m1])
+            es = (scores[0] + scores[1]) / 2
+            if np.all(np.round(es, 2) == truth):
+                found.append((a, b, c, d, float(thr)))
+    return searched, found
+
+
+def es_sweep(table: pd.DataFrame, model: str, column: str, factors: Any) -> pd.DataFrame:
+    """ES of ``model`` when its ``column`` (V, S, FD, R1 or mAP) is scaled by each of ``factors`` and the rest of
+    the table is unchanged, with M1 and M2 held at the paper's references of the unscaled table (so that the
+    curve is the formula's own dependence on that input)."""
+    if column not in ("V", "S", "FD", "R1", "mAP"):
+        raise ValueError(f"es_sweep: column must be one of V, S, FD, R1, mAP, got {column!r}")
+    if model not in table.index:
+        raise ValueError(f"es_sweep: model {model!r} is not a row of the table ({list(table.index)})")
+    m1, m2 = table["V"].idxmax(), table["R1"].idxmin()
+    if model in (m1, m2):
+        raise ValueError(f"es_sweep: {model!r} is a reference model (M1 {m1!r}, M2 {m2!r}); sweep another row")
+    rows = []
+    for f in np.asarray(factors, dtype=float):
+        t = table.astype(float)
+        t.loc[model, column] = table.loc[model, column] * f
+        rows.append({"factor": f, column: t.loc[model, column], "ES": es_form(t, m1=m1, m2=m2)[model]})
+    return pd.DataFrame(rows)
+
+
+#: How the branches may leave the shared trunk: every branch owns ``layer4`` (the chapter's choice), or, as
+#: MGN, ``layer3[1:]`` and ``layer4``.
+SPLITS = ("layer4", "layer3.1")
+
+
+def analytic_test_params(config: HENetConfig, split: str = "layer4", classifiers: bool = False,
+                         num_classes: int = 751) -> int:
+    """Parameters of HENet ``config`` on torchvision's ResNet-50, counted from torchvision's own modules: the
+    shared trunk, one copy per branch of what ``split`` gives each branch, a 1x1 conv (no bias) + BN per feature,
+    and (``classifiers``) a ``num_classes``-way linear layer with bias per feature. The decoder is training-only
+    and never counted."""
+    import torchvision
+
+    if split not in SPLITS:
+        raise ValueError(f"analytic_test_params: split must be one of {list(SPLITS)}, got {split!r}")
+    net = torchvision.models.resnet50()
+
+    def count(*modules: Any) -> int:
+        return sum(p.numel() for m in modules for p in m.parameters())
+
+    own = count(net.layer4) + (count(*list(net.layer3)[1:]) if split == "layer3.1" else 0)
+    dims = config.features.values()
+    total = count(net) - count(net.fc) + (len(config.branch_names) - 1) * own + sum(2048 * d + 2 * d for d in dims)
+    return total + (sum(d * num_classes + num_classes for d in dims) if classifiers else 0)
+
+
+def size_table() -> pd.DataFrame:
+    """Table 1's HENet sizes V (MB) beside the fp32 MiB of Base and the full model under each split, counted
+    with and without the classifiers: which counting the printed sizes support."""
+    printed = table_1()["V"]
+    rows = []
+    for variant in ("base", "base+losses"):
+        c = VARIANTS[variant]
+        row = {"model": c.label, "Table 1 V": float(printed[c.label])}
+        for split in SPLITS:
+            for cls in (False, True):
+                n = analytic_test_params(c, split, classifiers=cls)
+                row[f"split {split}{' + classifiers' if cls else ''}"] = n * 4 / 2**20
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+# ---- ES for every model the book trains ----------------------------------------------------------------------
+#: The chapters whose records the table reads (a chapter without records adds no row).
+BOOK_CHAPTERS = ("baseline", "esnet", "hashing", "feature_fusion", "reid_done_right", "henet")
+
+
+def book_efficiency(results: Any = None, start: str = "efficientnet_lite0-imagenet", dataset: str = "synthped",
+                    batch: int = 16, iters: int = 5, threads: int = 1) -> pd.DataFrame:
+    """Table 1's columns for the models the book has trained in one regime, and their Efficiency Score.
+
+    One row per setting (a run name without its seed) of every chapter's records on ``dataset`` whose protocol
+    starts with ``start`` (the CPU regime: ImageNet-initialised EfficientNet-Lite0): the mean R1 and mAP (%) over
+    its seeds, and FD, V (MiB of the fp32 parameters the eval forward runs) and S (images/s, eval forward, batch
+    ``batch``, ``threads`` CPU threads, mean of ``iters`` timed batches) measured here, now, on a rebuilt
+    untrained copy of the architecture (weights do not change these), once per architecture. ES is Eq. (10)-(11)
+    within this set (its M1 and M2 in the frame's ``attrs``).
+    """
+    import re
+
+    import torch
+
+    from reidlib.engine.build import build_run_model
+    from reidlib.engine.config import TrainConfig
+    from reidlib.eval import efficiency, efficiency_score
+
+    from .results import load_records, protocol_of
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for chapter in BOOK_CHAPTERS:
+        for r in load_records(chapter, results):
+            if r["dataset"] == dataset and protocol_of(r).startswith(start + " "):
+                groups.setdefault((chapter, re.sub(r"_s\d+$", "", r["run_name"])), []).append(r)
+    measured: dict[str, dict[str, Any]] = {}
+    rows = []
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for (chapter, setting), recs in groups.items():
+            r = recs[0]
+            c = r["config"]
+            key = repr((c["model"], sorted(c["model_options"].items()), c["backbone"], c.get("last_stride"),
+                        c["height"], c["width"], r["num_classes"]))
+            if key not in measured:
+                values = {k: v for k, v in c.items() if k != "data_root"}
+                cfg = TrainConfig.from_dict({**values, "milestones_past_end": True})
+                torch.manual_seed(0)
+                model = build_run_model(cfg, int(r["num_classes"]), pretrained=False)
+                measured[key] = efficiency(model, cfg.height, cfg.width, batch=batch, iters=iters, warmup=1,
+                                           device="cpu")
+            e = measured[key]
+            regime = f"{c['backbone']}-imagenet_{c['height']}x{c['width']}_e{c['epochs']}"
+            short = setting.replace(regime, "").replace("__", "_").strip("_") or "default"
+            rows.append({"model": f"{chapter}: {short}", "setting": setting, "chapter": chapter, "variant": r.get("variant"),
+                         "seeds": len(recs), "R1": 100 * float(np.mean([x["final"]["rank1"] for x in recs])),
+                         "mAP": 100 * float(np.mean([x["final"]["mAP"] for x in recs])), "FD": e["feature_dim"],
+                         "V": e["test_size_mb"], "S": e["images_per_s"], "image size": f"{c['height']}x{c['width']}"})
+    finally:
+        torch.set_num_threads(old_threads)
+    frame = pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame(
+        columns=["setting", "chapter", "variant", "seeds", "R1", "mAP", "FD", "V", "S", "image size", "ES"])
+    if len(frame) >= 2:
+        es = efficiency_score(frame[["R1", "mAP", "FD", "V", "S"]])
+        frame["ES"] = es
+        frame.attrs.update(es.attrs)
     return frame
