@@ -99,6 +99,7 @@ class OIMLoss(nn.Module):
 
     def forward(self, x: Tensor, targets: Tensor) -> Tensor:
         self._check(x, targets)
+        targets = targets.long()  # cross_entropy takes int64 labels only
         if self.normalize:
             x = F.normalize(x, dim=1)
         logits = self.logits(x)  # the tables are copied by the cat: updating them below leaves autograd intact
@@ -112,9 +113,13 @@ class OIMLoss(nn.Module):
     @torch.no_grad()
     def update(self, x: Tensor, targets: Tensor) -> None:
         """The LUT's momentum update and renormalisation (labeled rows, in batch order) and the queue's
-        push (unlabeled rows); ``x`` as the loss saw it (normalised)."""
+        push (unlabeled rows); ``x`` as the loss saw it (normalised). A non-finite feature (an overflowing
+        mixed-precision step) is skipped: written into the table it would stay there for good."""
         x = x.to(self.lut.dtype)
-        for feature, t in zip(x, targets.tolist()):
+        finite = torch.isfinite(x).all(dim=1).tolist()
+        for feature, t, ok in zip(x, targets.tolist(), finite):
+            if not ok:
+                continue
             if t != UNLABELED:
                 row = self.momentum * self.lut[t] + (1.0 - self.momentum) * feature
                 self.lut[t] = row / row.norm().clamp_min(1e-12)

@@ -16,6 +16,7 @@ Table 1's). Some rows of different tables are the same network (:data:`SAME_NETW
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, replace
 from typing import Any, get_args
 
@@ -407,24 +408,11 @@ def size_table() -> pd.DataFrame:
 BOOK_CHAPTERS = ("baseline", "esnet", "hashing", "feature_fusion", "reid_done_right", "henet")
 
 
-def book_efficiency(results: Any = None, start: str = "efficientnet_lite0-imagenet", dataset: str = "synthped",
-                    batch: int = 16, iters: int = 5, threads: int = 1) -> pd.DataFrame:
-    """Table 1's columns for the models the book has trained in one regime, and their Efficiency Score.
-
-    One row per setting (a run name without its seed) of every chapter's records on ``dataset`` whose protocol
-    starts with ``start`` (the CPU regime: ImageNet-initialised EfficientNet-Lite0): the mean R1 and mAP (%) over
-    its seeds, and FD, V (MiB of the fp32 parameters the eval forward runs) and S (images/s, eval forward, batch
-    ``batch``, ``threads`` CPU threads, mean of ``iters`` timed batches) measured here, now, on a rebuilt
-    untrained copy of the architecture (weights do not change these), once per architecture. ES is Eq. (10)-(11)
-    within this set (its M1 and M2 in the frame's ``attrs``).
-    """
+def book_settings(results: Any = None, start: str = "efficientnet_lite0-imagenet",
+                  dataset: str = "synthped") -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The records of every chapter on ``dataset`` whose protocol starts with ``start``, grouped by
+    ``(chapter, setting)``, a setting being a run name without its seed."""
     import re
-
-    import torch
-
-    from reidlib.engine.build import build_run_model
-    from reidlib.engine.config import TrainConfig
-    from reidlib.eval import efficiency, efficiency_score
 
     from .results import load_records, protocol_of
 
@@ -433,30 +421,64 @@ def book_efficiency(results: Any = None, start: str = "efficientnet_lite0-imagen
         for r in load_records(chapter, results):
             if r["dataset"] == dataset and protocol_of(r).startswith(start + " "):
                 groups.setdefault((chapter, re.sub(r"_s\d+$", "", r["run_name"])), []).append(r)
+    return groups
+
+
+def architecture_of(record: Mapping[str, Any]) -> tuple[str, Any, int]:
+    """``(key, TrainConfig, num_classes)`` of a record's network: runs with equal keys have the same
+    architecture at the same input size (and so the same FD, V and S)."""
+    from reidlib.engine.config import TrainConfig
+
+    c = record["config"]
+    key = repr((c["model"], sorted(c["model_options"].items()), c["backbone"], c.get("last_stride"),
+                c["height"], c["width"], record["num_classes"]))
+    values = {k: v for k, v in c.items() if k != "data_root"}
+    return key, TrainConfig.from_dict({**values, "milestones_past_end": True}), int(record["num_classes"])
+
+
+def build_architecture(cfg: Any, num_classes: int) -> Any:
+    """An untrained copy (seed 0, no ImageNet fetch) of a run's network, for measuring it."""
+    import torch
+
+    from reidlib.engine.build import build_run_model
+
+    torch.manual_seed(0)
+    return build_run_model(cfg, num_classes, pretrained=False)
+
+
+def book_efficiency(results: Any = None, start: str = "efficientnet_lite0-imagenet", dataset: str = "synthped",
+                    batch: int = 16, iters: int = 5, threads: int = 1) -> pd.DataFrame:
+    """Table 1's columns for the models the book has trained in one regime, and their Efficiency Score.
+
+    One row per setting (:func:`book_settings`: every chapter's records on ``dataset`` whose protocol starts
+    with ``start``, by default the CPU regime, ImageNet-initialised EfficientNet-Lite0): the mean R1 and mAP
+    (%) over its seeds, and FD, V (MiB of the fp32 parameters the eval forward runs) and S (images/s, eval
+    forward, batch ``batch``, ``threads`` CPU threads, ``iters`` timed batches) measured here, now, on a
+    rebuilt untrained copy of the architecture (weights do not change these), once per architecture. ES is
+    Eq. (10)-(11) within this set (its M1 and M2 in the frame's ``attrs``).
+    """
+    import torch
+
+    from reidlib.eval import efficiency, efficiency_score
+
     measured: dict[str, dict[str, Any]] = {}
     rows = []
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        for (chapter, setting), recs in groups.items():
-            r = recs[0]
-            c = r["config"]
-            key = repr((c["model"], sorted(c["model_options"].items()), c["backbone"], c.get("last_stride"),
-                        c["height"], c["width"], r["num_classes"]))
+        for (chapter, setting), recs in book_settings(results, start, dataset).items():
+            key, cfg, num_classes = architecture_of(recs[0])
             if key not in measured:
-                values = {k: v for k, v in c.items() if k != "data_root"}
-                cfg = TrainConfig.from_dict({**values, "milestones_past_end": True})
-                torch.manual_seed(0)
-                model = build_run_model(cfg, int(r["num_classes"]), pretrained=False)
-                measured[key] = efficiency(model, cfg.height, cfg.width, batch=batch, iters=iters, warmup=1,
-                                           device="cpu")
+                measured[key] = efficiency(build_architecture(cfg, num_classes), cfg.height, cfg.width,
+                                           batch=batch, iters=iters, warmup=1, device="cpu")
             e = measured[key]
-            regime = f"{c['backbone']}-imagenet_{c['height']}x{c['width']}_e{c['epochs']}"
+            regime = f"{cfg.backbone}-imagenet_{cfg.height}x{cfg.width}_e{cfg.epochs}"
             short = setting.replace(regime, "").replace("__", "_").strip("_") or "default"
-            rows.append({"model": f"{chapter}: {short}", "setting": setting, "chapter": chapter, "variant": r.get("variant"),
-                         "seeds": len(recs), "R1": 100 * float(np.mean([x["final"]["rank1"] for x in recs])),
+            rows.append({"model": f"{chapter}: {short}", "setting": setting, "chapter": chapter,
+                         "variant": recs[0].get("variant"), "seeds": len(recs),
+                         "R1": 100 * float(np.mean([x["final"]["rank1"] for x in recs])),
                          "mAP": 100 * float(np.mean([x["final"]["mAP"] for x in recs])), "FD": e["feature_dim"],
-                         "V": e["test_size_mb"], "S": e["images_per_s"], "image size": f"{c['height']}x{c['width']}"})
+                         "V": e["test_size_mb"], "S": e["images_per_s"], "image size": f"{cfg.height}x{cfg.width}"})
     finally:
         torch.set_num_threads(old_threads)
     frame = pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame(

@@ -136,3 +136,21 @@ def test_bad_input_is_named(x, t, match):
 def test_bad_options_are_named(kw, match):
     with pytest.raises(ValueError, match=match):
         OIMLoss(5, 4, **kw)
+
+
+def test_int32_labels_are_taken():
+    torch.manual_seed(0)
+    x = torch.randn(4, 8)
+    a, b = OIMLoss(5, 8), OIMLoss(5, 8)
+    t = torch.tensor([0, 1, 2, 1])
+    torch.testing.assert_close(a(x, t.int()), b(x, t))
+    torch.testing.assert_close(a.lut, b.lut)
+
+
+def test_a_non_finite_feature_never_enters_the_tables():
+    loss = OIMLoss(3, 4, queue_size=2)
+    x = torch.tensor([[1.0, 0, 0, 0], [float("inf"), 0, 0, 0], [0, float("nan"), 0, 0], [0, 1.0, 0, 0]])
+    loss(x, torch.tensor([0, 1, UNLABELED, UNLABELED]))
+    assert torch.isfinite(loss.lut).all() and torch.isfinite(loss.queue).all()
+    assert loss.lut[1].abs().sum() == 0 and int(loss.queue_filled) == 1  # only the finite unlabeled row
+    torch.testing.assert_close(loss.lut[0], torch.tensor([1.0, 0, 0, 0]))
