@@ -29,9 +29,12 @@ from reidlib.nn import Metric
 from ._recipe import Recipe, imagenet_start
 from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 
-__all__ = ["VARIANTS", "TABLE_OF", "SAME_NETWORK", "TABLE_3_MSE", "TABLE_RESULTS", "TRIPLET_MARGIN", "PAPER_PRESET",
-           "RECIPE", "model_config", "criterion_options", "config", "run_name", "train", "table_1", "table_results",
-           "TABLE_1_ES"]
+__all__ = ["VARIANTS", "TABLE_OF", "SAME_NETWORK", "CANONICAL", "CLAIMS", "TABLE_3_MSE", "TABLE_RESULTS",
+           "TABLE_BASE", "TRIPLET_MARGIN", "PAPER_PRESET", "RECIPE", "model_config", "criterion_options", "config",
+           "run_name", "train", "table_1", "table_results", "TABLE_1_ES", "ES_EXPONENTS", "es_form",
+           "neighbouring_forms", "forms_that_reproduce", "es_sweep", "SPLITS", "analytic_test_params", "size_table",
+           "BOOK_CHAPTERS", "book_settings", "architecture_of", "build_architecture", "book_efficiency",
+           "records_frame", "paper_table"]
 
 #: The triplet margin: the paper gives none; 1.2 is the margin of ``seathiefwang/MGN-pytorch`` (Adam, lr 2e-4,
 #: 4 x 4 batches, 384x128), the recipe HENet's resembles. Euclidean distance on ``f_G``.
@@ -81,6 +84,24 @@ TABLE_OF: dict[str, int] = {v: t for t, rows in _TABLES.items() for v in rows}
 #: Rows of different tables that are one network trained one way (their labels differ): G1 is P(1), G1 + P4
 #: is P(1,4) (``p1``, ``p1-4``); Table 3's G1 + P4 + R16 is Table 4's MSE-only row under :data:`TABLE_3_MSE`.
 SAME_NETWORK: list[tuple[str, str]] = [("g1", "p1"), ("g1+p4", "p1-4"), ("g1+p4+r16", "ce+mse")]
+
+
+#: The name a network trained under either of its rows is counted as (the first of each :data:`SAME_NETWORK`
+#: pair): the regime plans the canonical names only, and the results page counts the other's runs with them.
+CANONICAL: dict[str, str] = {b: a for a, b in SAME_NETWORK}
+
+#: The paper's claims, each "row A beats row B" (canonical names), judged on our runs by the results page.
+CLAIMS: list[tuple[str, str, str]] = [
+    ("RPE helps the Base model (Table 1)", "base+rpe", "base"),
+    ("the three losses help the Base model (Table 1)", "base+losses", "base"),
+    ("RPE helps on top of the losses (Table 1)", "base+both", "base+losses"),
+    ("a partial branch helps the global one, P(1,4) > P(1) (Tables 2, 3)", "g1+p4", "g1"),
+    ("R16 helps G1 + P4 (Table 3)", "g1+p4+r16", "g1+p4"),
+    ("OIM helps CE (Table 4)", "ce+oim", "ce"),
+    ("the triplet helps CE (Table 4)", "ce+tri", "ce"),
+    ("the reconstruction loss helps CE (Table 4)", "g1+p4+r16", "ce"),
+    ("all three losses beat CE alone (Table 4)", "ce+oim+tri+mse", "ce"),
+]
 
 
 def model_config(variant: str = "base+losses", **overrides: Any) -> HENetConfig:
@@ -488,3 +509,40 @@ def book_efficiency(results: Any = None, start: str = "efficientnet_lite0-imagen
         frame["ES"] = es
         frame.attrs.update(es.attrs)
     return frame
+
+
+# ---- the results page -----------------------------------------------------------------------------------------
+#: Each table's reference row for the "difference to Base" columns (paper's and ours).
+TABLE_BASE = {1: "base", 2: "p1", 3: "g1", 4: "ce"}
+
+
+def records_frame(results: Any = None) -> pd.DataFrame:
+    """The chapter's runs, one row each (:func:`reidlib.papers.results.runs_table`), the variant under its
+    canonical name (:data:`CANONICAL`; the name it ran under in ``row``), and whether its model differs from
+    the named row (``overrides``: the Fig. 4 sweep's erasing settings, for one)."""
+    from .results import load_records, runs_table
+
+    def extra(r: Mapping[str, Any]) -> dict[str, Any]:
+        named = VARIANTS.get(r.get("variant"))
+        opts = HENetConfig(**r["config"]["model_options"])
+        return {"row": r.get("variant"), "overrides": named is None or replace(opts, label="") != replace(named, label=""),
+                "rpe": opts.rpe, "rpe n": opts.rpe_points, "RE": opts.random_erasing}
+
+    frame = runs_table(load_records(RECIPE.chapter, results), extra=extra)
+    if len(frame):
+        frame["variant"] = frame["variant"].map(lambda v: CANONICAL.get(v, v))
+    return frame
+
+
+def paper_table(table: int) -> tuple[dict[str, str], pd.DataFrame]:
+    """``(rows, paper)`` for :func:`reidlib.papers.results.paper_beside_ours`: each printed row of Table
+    ``table`` (its label) -> our canonical variant, and the printed Market-1501 ``mAP`` and ``R1`` by label."""
+    if table not in (1, 2, 3, 4):
+        raise ValueError(f"paper_table: table must be 1, 2, 3 or 4, got {table!r}")
+    variants = [v for v in VARIANTS if TABLE_OF[v] == table]
+    if table == 1:
+        printed = table_1().loc[[VARIANTS[v].label for v in variants], ["mAP", "R1"]]
+    else:
+        printed = pd.DataFrame([{k: TABLE_RESULTS[v][k] for k in ("mAP", "R1")} for v in variants],
+                               index=[VARIANTS[v].label for v in variants])
+    return {VARIANTS[v].label: CANONICAL.get(v, v) for v in variants}, printed

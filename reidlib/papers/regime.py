@@ -16,6 +16,10 @@ Experiments run with the baseline recipe (:mod:`reidlib.papers.baseline`) on the
 * ``esnet``, ``esnet_sweep``, ``esnet_cuhk03``: the ES-Net chapter's tables in the regime (every variant
   its claims compare, then the other table rows; the Fig. 4 sweep of R; Base and ES-Net on CUHK03-NP),
   with the ES-Net recipe (:mod:`reidlib.papers.esnet`): a planned run names its recipe with ``"recipe"``.
+* ``henet``, ``henet_ablation``, ``henet_rpe``: the HENet chapter's (:mod:`reidlib.papers.henet`, at the
+  part chapters' 192x64): Table 1's four rows; the rows its other claims compare (Tables 2-4, canonical
+  names); Fig. 4's erasing sweep on P(1,4), reduced to n in {10, 20, 40} at p = 0.5, p in {0.25, 0.75} at
+  n = 20, random erasing alone and RE + RPE(20) at p = 0.5.
 
 :data:`PLAN` lists every run (group -> parameter dicts); ``python -m reidlib.papers.regime --group G``
 runs those whose record is missing, ``--jobs`` at a time with one thread each, so that the records the
@@ -35,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import baseline, esnet
+from . import baseline, esnet, henet
 from ._recipe import imagenet_start
 
 __all__ = ["PLAN", "RECIPES", "recipe_of", "SEEDS", "BACKBONES", "CLAIMS_PRETRAINING", "CLAIMS_TRIPLET", "PART_IMAGE_SIZE",
@@ -66,7 +70,7 @@ TRIPLET_FIXES = ({"soft_margin": True, **baseline.PAPER_TRIPLET}, {"triplet_metr
 
 
 #: The recipes a planned run may name (``"recipe"``, default ``"baseline"``).
-RECIPES = {"baseline": baseline, "esnet": esnet}
+RECIPES = {"baseline": baseline, "esnet": esnet, "henet": henet}
 
 
 def _esnet_tiers() -> list[list[str]]:
@@ -126,6 +130,12 @@ def _plan() -> dict[str, list[dict[str, Any]]]:
     cuhk = {k: v for k, v in CUHK03.items() if k not in ("split", "triplet_weight", *baseline.PAPER_TRIPLET)}
     plan["esnet_cuhk03"] = [r for v in ("base", "esnet")
                             for r in _runs(recipe="esnet", variant=v, dataset_options={"split": "labeled"}, **cuhk)]
+    plan["henet"] = [r for v in henet.VARIANTS if henet.TABLE_OF[v] == 1 for r in _runs(recipe="henet", variant=v)]
+    compared = dict.fromkeys(v for claim in henet.CLAIMS for v in claim[1:] if henet.TABLE_OF[v] != 1)
+    plan["henet_ablation"] = [r for v in compared for r in _runs(recipe="henet", variant=v)]
+    fig4 = [{"rpe": 0.5, "rpe_points": n} for n in (10, 20, 40)] + [{"rpe": p, "rpe_points": 20} for p in (0.25, 0.75)]
+    fig4 += [{"random_erasing": 0.5}, {"random_erasing": 0.5, "rpe": 0.5, "rpe_points": 20}]
+    plan["henet_rpe"] = [r for erasing in fig4 for r in _runs(recipe="henet", variant="g1+p4", **erasing)]
     return plan
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reidlib.papers import baseline, esnet, regime
+from reidlib.papers import baseline, esnet, henet, regime
 
 ALL = regime.planned(regime.PLAN)
 
@@ -32,7 +32,8 @@ def _resolvable(p: dict, tmp_path) -> dict:
 
 def test_every_setting_has_the_three_seeds():
     assert regime.SEEDS == (0, 1, 2)
-    assert set(regime.PLAN) == {"pretraining", "triplet", "cuhk03", "ablation", "esnet", "esnet_sweep", "esnet_cuhk03"}
+    assert set(regime.PLAN) == {"pretraining", "triplet", "cuhk03", "ablation", "esnet", "esnet_sweep", "esnet_cuhk03",
+                                "henet", "henet_ablation", "henet_rpe"}
     for group, runs in regime.PLAN.items():
         seeds = defaultdict(list)
         for p in runs:
@@ -45,9 +46,25 @@ def test_every_planned_parameter_is_a_parameter_of_its_recipe():
         module, p = regime.recipe_of(planned_run)
         assert set(p) <= set(module.RECIPE.defaults), sorted(set(p) - set(module.RECIPE.defaults))
         module.RECIPE.parameters(p)  # and of the parameter's type
-    assert {regime.recipe_of(p)[0] for p in ALL} == {baseline, esnet}
+    assert {regime.recipe_of(p)[0] for p in ALL} == {baseline, esnet, henet}
     with pytest.raises(ValueError, match=r"unknown recipe 'hashing' \(key 'recipe' of a planned run\)"):
         regime.recipe_of({"recipe": "hashing"})
+
+
+def test_the_henet_plan_runs_table_1_every_claimed_row_and_fig_4():
+    table_1 = {p["variant"] for p in regime.PLAN["henet"]}
+    assert table_1 == {v for v in henet.VARIANTS if henet.TABLE_OF[v] == 1}
+    planned = table_1 | {p["variant"] for p in regime.PLAN["henet_ablation"]}
+    assert planned == {v for claim in henet.CLAIMS for v in claim[1:]}
+    # only canonical names are planned: a network that is two rows trains once
+    assert not planned & set(henet.CANONICAL)
+    for group in ("henet", "henet_ablation", "henet_rpe"):
+        runs = regime.PLAN[group]
+        assert all(p["recipe"] == "henet" for p in runs) and len(runs) % 3 == 0
+        names = [regime.record_path_of(p).stem for p in runs]
+        assert len(set(names)) == len(names) and all("_192x64_" in n for n in names)
+    fig4 = {(p.get("random_erasing"), p.get("rpe"), p.get("rpe_points")) for p in regime.PLAN["henet_rpe"]}
+    assert (None, 0.5, 10) in fig4 and (0.5, 0.5, 20) in fig4 and len(fig4) == 7
 
 
 def test_the_esnet_plan_runs_every_variant_its_claims_and_tables_compare():
@@ -134,7 +151,8 @@ def test_the_real_data_runs_train_the_loss_the_pick_is_made_on():
 
 
 def test_planned_rejects_an_unknown_group():
-    known = r"\['pretraining', 'triplet', 'cuhk03', 'ablation', 'esnet', 'esnet_sweep', 'esnet_cuhk03'\]"
+    known = (r"\['pretraining', 'triplet', 'cuhk03', 'ablation', 'esnet', 'esnet_sweep', 'esnet_cuhk03', 'henet', "
+             r"'henet_ablation', 'henet_rpe'\]")
     with pytest.raises(ValueError, match=r"unknown group 'nope'; expected some of " + known):
         regime.planned(["nope"])
 
