@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from reidlib.engine.records import read_records
-from reidlib.papers import baseline, esnet
+from reidlib.papers import baseline, esnet, henet
 from reidlib.paths import results_dir
 
 RECORDS = read_records(results_dir())
@@ -14,15 +14,21 @@ RECORDS = read_records(results_dir())
 
 @pytest.mark.parametrize("record", RECORDS, ids=[r["run_name"] for r in RECORDS])
 def test_record_replans_through_its_recipe(record, tmp_path):
-    recipe = {"esnet": esnet, "baseline": baseline}[record["chapter"]]
+    recipe = {"esnet": esnet, "baseline": baseline, "henet": henet}[record["chapter"]]
     params = dict(record["parameters"], device="cpu", amp=False, resume=False)
     if params.get("data_root"):
         params["data_root"] = str(tmp_path)  # the real data is not needed to plan the run
     cfg = recipe.config(**params)
     assert cfg.name == record["run_name"]
     assert cfg.model == record["config"]["model"] and cfg.variant == record["variant"]
-    if record["chapter"] == "esnet":
-        assert cfg.model_options == record["config"]["model_options"]
+    if record["chapter"] in ("esnet", "henet"):
+        options = record["config"]["model_options"]
+        if record["chapter"] == "henet":  # JSON gives lists where the config holds tuples
+            from reidlib.models.henet import HENetConfig
+
+            assert HENetConfig(**cfg.model_options) == HENetConfig(**options)
+        else:
+            assert cfg.model_options == options
         assert cfg.criterion_options["triplet_weight"] == record["config"]["criterion_options"]["triplet_weight"]
     # the triplet's form: re-running a record trains the distance and margin it trained with, whatever the
     # recipe's default has become since
