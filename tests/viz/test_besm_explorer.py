@@ -72,3 +72,11 @@ def test_bad_arguments():
         besm_explorer(model, x, x[:1], {"layer1": model.layer1}, (x, torch.tensor([0, 0])))
     with pytest.raises(ValueError, match="layers"):
         besm_explorer(model, x, x, {}, (x, torch.tensor([0, 0])))
+
+
+def test_moving_a_control_updates_the_batch_images_in_place(app):
+    row = app.views["batch"].children
+    shown = [im.value for im in row]
+    app.prob.value = 0.0                     # nothing erased now: other images, the same widgets (no leak)
+    assert app.views["batch"].children == row and all(a is b for a, b in zip(app.views["batch"].children, row))
+    assert [im.value for im in row] != shown
