@@ -6,10 +6,10 @@ plus HENet's Base and full model at the part chapters' CPU size (192x64), which 
 recipe whether or not their records exist yet. Each is an untrained copy (weights do not change the speed).
 
 For each network and batch the eval forward is timed two ways in the same round: a bare loop
-(``model(x)`` under ``torch.inference_mode``) and ``reidlib.eval.efficiency`` (which also counts FD,
-parameters and FLOPs). Rounds alternate the two and the median of each is reported; ``overhead`` is
-bare / efficiency images per second. Prints the table, with the image size, threads and device; writes it
-as CSV with ``--csv``. Asserts nothing (DESIGN.md, Performance).
+(``reidlib.eval.efficiency.images_per_second``: ``model(x)`` under ``torch.inference_mode``) and
+``reidlib.eval.efficiency`` (which also counts FD, parameters and FLOPs). Rounds alternate the two
+and the median of each is reported; ``overhead`` is bare / efficiency images per second. Prints the
+table, with the image size, threads and device; writes it as CSV with ``--csv``. Asserts nothing (DESIGN.md, Performance).
 
     python benchmarks/bench_efficiency.py                  # this CPU, 2 threads
     python benchmarks/bench_efficiency.py --device cuda --threads 8 --csv results/efficiency/gpu.csv
@@ -21,28 +21,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from dataclasses import asdict
 
 import pandas as pd
 import torch
 
 from reidlib.eval import efficiency
+from reidlib.eval.efficiency import images_per_second
 from reidlib.models import build_model
 from reidlib.papers import henet
 from reidlib.papers.baseline import CPU_PROTOCOL
-
-
-def _bare_ips(model: torch.nn.Module, x: torch.Tensor, iters: int) -> float:
-    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
-    with torch.inference_mode():
-        model(x)
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            model(x)
-        sync()
-    return x.shape[0] * iters / (time.perf_counter() - t0)
 
 
 def networks(results: str | None, start: str) -> dict[str, tuple[torch.nn.Module, int, int]]:
@@ -82,7 +70,7 @@ def main() -> None:
             x = torch.randn(batch, 3, h, w, device=device)
             bare, measured = [], []
             for _ in range(args.rounds):
-                bare.append(_bare_ips(model, x, args.iters))
+                bare.append(images_per_second(model, x, warmup=1, iters=args.iters))
                 measured.append(efficiency(model, h, w, batch=batch, iters=args.iters, warmup=1)["images_per_s"])
             b, m = statistics.median(bare), statistics.median(measured)
             rows.append({"network": name, "image size": f"{h}x{w}", "batch": batch, "threads": args.threads,
