@@ -6,7 +6,7 @@ Import layer: eval sits above data/models/losses/engine and must not import engi
 from .bootstrap import bootstrap_interval, paired_bootstrap_difference, per_query_metrics, valid_query_values
 from .distance import distance
 from .efficiency import ES_COLUMNS, efficiency, efficiency_score, efficiency_score_terms
-from .metrics import evaluate, evaluate_multi_query, evaluate_reference, pool_multi_query
+from .metrics import evaluate, evaluate_multi_query, evaluate_ranking, evaluate_reference, pool_multi_query
 from .protocols import VEHICLEID_TEST_SIZES, evaluate_vehicleid, vehicleid_split
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "efficiency_score_terms",
     "ES_COLUMNS",
     "evaluate",
+    "evaluate_ranking",
     "evaluate_reference",
     "evaluate_multi_query",
     "pool_multi_query",

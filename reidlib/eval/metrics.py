@@ -40,6 +40,7 @@ from .distance import distance
 __all__ = [
     "JUNK_PID",
     "evaluate",
+    "evaluate_ranking",
     "evaluate_reference",
     "pool_multi_query",
     "evaluate_multi_query",
@@ -471,6 +472,80 @@ def evaluate(distmat: np.ndarray | torch.Tensor, q_pids: ArrayLike, g_pids: Arra
         inp[s:e] = torch.where(ok, npos / last.double(), 0.0).numpy()
         first[s:e] = ranks[:, 0].numpy()
         valid[s:e] = ok.numpy()
+    return _summarise(first, ap, inp, valid, max_rank, per_query)
+
+
+# --------------------------------------------------------------------------- ranked lists
+def evaluate_ranking(ranking: np.ndarray | torch.Tensor, q_pids: ArrayLike, g_pids: ArrayLike,
+                     q_camids: ArrayLike, g_camids: ArrayLike, *, depth: int | None = None, max_rank: int = 50,
+                     per_query: bool = False, chunk_size: int | None = None) -> dict:
+    """The Market-1501 protocol on ranked lists given as gallery indices rather than distances: for
+    retrieval whose order is not one sort of one distance (AFR's candidates, then the rest).
+
+    Args:
+        ranking: (Q, G) integer gallery indices, row ``i`` the ranked list of query ``i``, best first;
+            each row a permutation of ``range(G)``.
+        depth: when given, only the first ``depth`` entries of each list count as retrieved (a
+            truncated list): matches further down are never found. AP is still divided by all of
+            the query's matches, a first match beyond ``depth`` is a miss at every CMC rank
+            (``first_match_rank`` G + 1), and INP is 0 unless every match is within ``depth``.
+            Junk (same identity and camera, identity -1) is removed after the cut.
+        q_pids, g_pids, q_camids, g_camids, max_rank, per_query, chunk_size: as for :func:`evaluate`.
+
+    With ``ranking = np.argsort(distmat, axis=1, kind="stable")`` and no ``depth`` the result equals
+    :func:`evaluate` on ``distmat``.
+
+    Raises:
+        ValueError: ranking not a 2-D integer array, a row not a permutation of the gallery, labels of
+            the wrong length or dtype, depth or max_rank not a positive integer, no valid query.
+    """
+    r = ranking.detach().cpu().numpy() if isinstance(ranking, torch.Tensor) else np.asarray(ranking)
+    if r.ndim != 2 or r.shape[0] == 0 or r.shape[1] == 0 or not np.issubdtype(r.dtype, np.integer):
+        raise ValueError(f"ranking must be a non-empty 2-D integer array (Q, G) of gallery indices, "
+                         f"got dtype {r.dtype} and shape {r.shape}")
+    nq, ng = r.shape
+    qp = _as_labels(q_pids, "q_pids", nq, "ranking.shape[0] (number of queries)")
+    gp = _as_labels(g_pids, "g_pids", ng, "ranking.shape[1] (gallery size)")
+    qc = _as_labels(q_camids, "q_camids", nq, "ranking.shape[0] (number of queries)")
+    gc = _as_labels(g_camids, "g_camids", ng, "ranking.shape[1] (gallery size)")
+    max_rank = _check_max_rank(max_rank)
+    if depth is None:
+        depth = ng
+    elif isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise ValueError(f"depth must be a positive integer (or None for the whole list), got {depth!r}")
+    if chunk_size is None:
+        chunk_size = max(1, (1 << 21) // ng)
+    first = np.zeros(nq, np.int64)
+    ap = np.zeros(nq)
+    inp = np.zeros(nq)
+    valid = np.zeros(nq, bool)
+    positions = np.arange(ng)[None, :]
+    for s in range(0, nq, chunk_size):
+        rows = r[s:s + chunk_size].astype(np.int64, copy=False)
+        c = rows.shape[0]
+        seen = np.zeros((c, ng), bool)
+        inside = (rows >= 0) & (rows < ng)
+        np.put_along_axis(seen, np.clip(rows, 0, ng - 1), True, axis=1)
+        if not (inside.all() and seen.all()):
+            bad = s + int(np.flatnonzero(~(inside.all(1) & seen.all(1)))[0])
+            raise ValueError(f"ranking row {bad} is not a permutation of the {ng} gallery indices 0..{ng - 1}: "
+                             "expected every gallery item exactly once per ranked list")
+        same = gp[rows] == qp[s:s + c, None]
+        keep = ~(same & (gc[rows] == qc[s:s + c, None])) & (gp[rows] != JUNK_PID)
+        hit = same & keep
+        rank = np.cumsum(keep, axis=1)                 # 1-based rank in the junk-free list
+        found = hit & (positions < depth)
+        n_all = hit.sum(1)
+        k = np.cumsum(found, axis=1)
+        ok = n_all > 0
+        ap[s:s + c] = np.where(ok, np.where(found, k / np.maximum(rank, 1), 0.0).sum(1) / np.maximum(n_all, 1), 0.0)
+        any_found = found.any(1)
+        first_pos = np.argmax(found, axis=1)
+        first[s:s + c] = np.where(any_found, rank[np.arange(c), first_pos], ng + 1)
+        last_pos = ng - 1 - np.argmax(found[:, ::-1], axis=1)
+        complete = found.sum(1) == n_all
+        inp[s:s + c] = np.where(ok & complete & any_found, n_all / np.maximum(rank[np.arange(c), last_pos], 1), 0.0)
+        valid[s:s + c] = ok
     return _summarise(first, ap, inp, valid, max_rank, per_query)
 
 
