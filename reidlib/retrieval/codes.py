@@ -13,6 +13,7 @@ adds nothing to any Hamming distance; :func:`unpack_codes` drops it again.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 import numpy as np
@@ -25,6 +26,8 @@ MB = 2 ** 20
 
 # bit pattern of float32 +-1.0 without its sign bit: anything else (0, 0.5, NaN, inf) is not a code
 _FLOAT32_ONE = np.int32(0x3F800000)
+_SIGN_BIT = np.uint32(0x80000000)
+_MINUS_ONE_BITS = np.uint32(0xBF800000)
 _ABS_MASK = np.int32(0x7FFFFFFF)
 _BLOCK_ROWS = 64      # rows packed at a time: the block's bools stay in cache between the two passes
 
@@ -78,16 +81,40 @@ def _bad_values(block: np.ndarray) -> int:
     return int(np.count_nonzero((block != 1) & (block != 0) & (block != -1)))
 
 
-def pack_codes(codes, *, name: str = "codes") -> np.ndarray:
+def _pack_rows(arr: np.ndarray, out: np.ndarray, start: int, stop: int, name: str) -> None:
+    """Pack rows ``start:stop`` of ``arr`` into ``out``, block by block, checking the values."""
+    float32 = arr.dtype == np.float32
+    for s in range(start, stop, _BLOCK_ROWS):
+        block = arr[s:min(s + _BLOCK_ROWS, stop)]
+        if float32:
+            # fast path: every entry exactly +-1.0 (one bit pattern once the sign bit is set)
+            u = block.view(np.uint32)
+            if np.count_nonzero((u | _SIGN_BIT) == _MINUS_ONE_BITS) == block.size:
+                out[s:s + len(block)] = np.packbits(u < _SIGN_BIT, axis=1)
+                continue
+        if _bad_values(block):
+            ok = (block == 1) | (block == 0) | (block == -1)
+            row = s + int(np.flatnonzero(~ok.all(1))[0])
+            values = np.unique(block[row - s][~ok[row - s]])[:5]
+            raise ValueError(f"{name} must hold only +-1 (or 0/1) codes: row {row} holds {values.tolist()} "
+                             "(quantize real-valued descriptors first, e.g. with reidlib.models.quantize.sign)")
+        out[s:s + len(block)] = np.packbits(block > 0, axis=1)
+
+
+def pack_codes(codes, *, name: str = "codes", threads: int | None = None) -> np.ndarray:
     """Pack a (N, bits) matrix of ±1 or {0, 1} codes (numpy or torch, any numeric or bool dtype) into
     a C-contiguous (N, ceil(bits / 8)) ``uint8`` array: +1 / 1 is a set bit, -1 / 0 a clear one.
 
-    Raises:
-        ValueError: ``codes`` (named ``name`` in the message) is not 2-D, has no bits, is not numeric,
-            holds a value other than -1, 0 and 1 (real-valued descriptors must be quantized first,
-            e.g. with :func:`reidlib.models.quantize.sign`).
+    ``threads`` (default ``torch.get_num_threads()``) pack row ranges in parallel: numpy releases the
+    GIL inside its loops, and one core alone cannot read 515,913 x 2048 float32 codes (4.2 GB) in
+    a second.
 
     A 0 inside a ±1 matrix (``torch.sign(0)``) is a clear bit, i.e. -1: the same as Eq. (1)'s ``0 -> -1``.
+
+    Raises:
+        ValueError: ``codes`` (named ``name`` in the message) is not 2-D, has no bits, is not numeric,
+            or holds a value other than -1, 0 and 1 (real-valued descriptors must be quantized first,
+            e.g. with :func:`reidlib.models.quantize.sign`).
     """
     arr = _as_array(codes, name)
     n, bits = arr.shape
@@ -95,15 +122,16 @@ def pack_codes(codes, *, name: str = "codes") -> np.ndarray:
     if arr.dtype == np.bool_:
         out[:] = np.packbits(arr, axis=1)
         return out
-    for s in range(0, n, _BLOCK_ROWS):
-        block = arr[s:s + _BLOCK_ROWS]
-        if _bad_values(block):
-            ok = (block == 1) | (block == 0) | (block == -1)
-            row = s + int(np.flatnonzero(~ok.all(1))[0])
-            values = np.unique(block[row - s][~ok[row - s]])[:5]
-            raise ValueError(f"{name} must hold only +-1 (or 0/1) codes: row {row} holds {values.tolist()} "
-                             "(quantize real-valued descriptors first, e.g. with reidlib.models.quantize.sign)")
-        out[s:s + _BLOCK_ROWS] = np.packbits(block > 0, axis=1)
+    threads = max(1, torch.get_num_threads() if threads is None else int(threads))
+    if threads == 1 or n < 16 * _BLOCK_ROWS:
+        _pack_rows(arr, out, 0, n, name)
+        return out
+    # contiguous row ranges, each a whole number of blocks; the first error (lowest row) is raised
+    step = -(-n // threads // _BLOCK_ROWS) * _BLOCK_ROWS
+    with ThreadPoolExecutor(threads) as pool:
+        jobs = [pool.submit(_pack_rows, arr, out, s, min(n, s + step), name) for s in range(0, n, step)]
+    for job in jobs:
+        job.result()
     return out
 
 

@@ -26,11 +26,13 @@ def _gallery(rng, n=600, a_bits=12, id_bits=64):
     return attrs, ids
 
 
-def test_afr_search_is_the_head_of_the_full_ranking():
+@pytest.mark.parametrize("heap_max_w", [2048, 40])
+def test_afr_search_is_the_head_of_the_full_ranking(heap_max_w):
     rng = np.random.default_rng(0)
     attrs, ids = _gallery(rng)
     qa, qi = attrs[:30], ids[:30]
     index = AFRIndex(pack_codes(attrs), pack_codes(ids))
+    index.heap_max_w = heap_max_w          # both stage-1 selections
     da = hamming_distances(pack_codes(qa), pack_codes(attrs))
     di = hamming_distances(pack_codes(qi), pack_codes(ids))
     for w in (1, 50, 333, 600):

@@ -96,3 +96,16 @@ def test_storage_arguments_are_checked():
         storage_mb(-1, 8)
     with pytest.raises(ValueError, match="bits"):
         storage_mb(10, 0)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_parallel_packing_is_the_same_and_reports_the_first_bad_row(threads):
+    rng = np.random.default_rng(5)
+    codes = np.where(rng.random((5000, 72)) > 0.5, 1, -1).astype(np.float32)
+    codes[17, :] = 0.0                     # zeros (torch.sign(0)) leave the fast path: still clear bits
+    expected = np.packbits(codes > 0, axis=1)
+    assert np.array_equal(pack_codes(codes, threads=threads), expected)
+    codes[4000, 5] = 0.25
+    codes[2500, 1] = np.nan
+    with pytest.raises(ValueError, match="row 2500"):
+        pack_codes(codes, threads=threads)
