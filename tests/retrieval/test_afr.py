@@ -26,7 +26,7 @@ def _gallery(rng, n=600, a_bits=12, id_bits=64):
     return attrs, ids
 
 
-@pytest.mark.parametrize("heap_max_w", [2048, 40])
+@pytest.mark.parametrize("heap_max_w", [2048, 40, 0])
 def test_afr_search_is_the_head_of_the_full_ranking(heap_max_w):
     rng = np.random.default_rng(0)
     attrs, ids = _gallery(rng)
