@@ -1,7 +1,9 @@
 """reidlib.losses: ID loss with label smoothing, batch-hard triplet loss, OIM, reconstruction (HENet Eq. 9),
-and the one criterion over named branches (:class:`ReIDCriterion`, ``build_criterion``) that every network
-of the house trains with."""
+the hashing paper's SSR distillation (Eq. 1-2) and attribute BCE (Eq. 3-5), and the one criterion over named
+branches (:class:`ReIDCriterion`, ``build_criterion``) that every network of the house trains with."""
+from .attributes import AttributeTerm, attribute_code, attribute_loss
 from .criterion import CRITERIA, LOSS_TERMS, ReIDCriterion, build_criterion, register_criterion, register_term
+from .distillation import SSRTerm, binarize, ssr_distillation
 from .oim import UNLABELED, OIMLoss, OIMTerm
 from .reconstruction import low_resolution, reconstruction_loss
 from .softmax import CrossEntropyLabelSmooth
@@ -14,6 +16,12 @@ __all__ = [
     "build_criterion",
     "register_criterion",
     "register_term",
+    "AttributeTerm",
+    "attribute_code",
+    "attribute_loss",
+    "SSRTerm",
+    "binarize",
+    "ssr_distillation",
     "CrossEntropyLabelSmooth",
     "OIMLoss",
     "OIMTerm",

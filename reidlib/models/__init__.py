@@ -13,18 +13,23 @@ contract:
 
 Shared blocks: :mod:`~reidlib.models.branches` (a trunk shared up to a stage, branches owning copies of
 the later stages), :mod:`~reidlib.models.parts` (stripes and windows), :mod:`~reidlib.models.decoders`
-(HENet's recovery decoder).
+(HENet's recovery decoder), :mod:`~reidlib.models.attention` (the hashing paper's AAB = SAAB + CAAB),
+:mod:`~reidlib.models.quantize` (Eq. (1) ``sign``, the Table 6 relaxations, the hash head; its functions are
+imported from the submodule, ``from reidlib.models.quantize import quantize, sign``, so that the name
+``reidlib.models.quantize`` stays the module).
 """
 # the house's networks register themselves on import (one line each)
 from . import (
     esnet,  # noqa: E402,F401  (ES-Net: AIB + ESB)
     henet,  # noqa: E402,F401  (HENet: G1 + P4 + R16)
 )
+from .attention import AAB, CAAB, SAAB
 from .backbones import BACKBONES, RESNETS, ResNetBackbone, build_backbone, input_normalization
 from .baseline import Baseline
 from .heads import BNNeck, LinearHead, ReductionHead
 from .p_pooling import PPooling
 from .pooling import GAP, GMP, GeM, build_pooling
+from .quantize import RELAXATIONS, HashHead
 from .registry import MODELS, build_model, model_options, register_model
 
 __all__ = [
@@ -46,4 +51,9 @@ __all__ = [
     "GeM",
     "build_pooling",
     "PPooling",
+    "AAB",
+    "CAAB",
+    "SAAB",
+    "RELAXATIONS",
+    "HashHead",
 ]
