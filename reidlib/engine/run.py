@@ -172,6 +172,8 @@ def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | Non
     model = wrap_model(model, info, sync_bn=cfg.sync_bn)
     optimizer = build_optimizer(model, cfg)
     evaluator = make_evaluator(ds.query, ds.gallery, test_tf, cfg, device, hard_pids=ds.hard_pids)
+    for h in hooks:
+        h.on_setup(ds, test_tf)
     checkpoint_dir = cfg.resolved_checkpoint_dir()
     trainer = Trainer(model, criterion, optimizer, ImageDataset(ds.train, train_tf), sampler, epochs=cfg.epochs,
                       schedule=build_config_schedule(cfg), device=device, hooks=hooks, evaluator=evaluator,

@@ -153,6 +153,12 @@ class Hook:
     (``trainer.model``, ``trainer.module`` (unwrapped), ``trainer.epoch``, ``trainer.step``,
     ``trainer.optimizer``, ``trainer.device`` ...)."""
 
+    def on_setup(self, dataset: Any, test_transform: Any) -> None:
+        """Called by :func:`~reidlib.engine.run.run_training` once the dataset is built, before the trainer
+        exists: ``dataset`` the :class:`~reidlib.data.ReIDDataset` (the training set's indices are positions
+        in ``dataset.train``), ``test_transform`` the evaluation transform. For hooks that read labels beside
+        the ids (attributes) or evaluate more than the descriptor."""
+
     def on_train_start(self, trainer: Trainer) -> None:
         """Once per :meth:`Trainer.fit`, after a resume has been loaded."""
 

@@ -1,7 +1,7 @@
 """reidlib.models: backbones, pooling, heads, shared blocks, the house's networks, and the registry.
 
 ``build_model(name, num_classes, **options)`` builds a registered network (``baseline``,
-``esnet``, ``henet``; the papers' recipes in :mod:`reidlib.papers` register more). Every network follows one
+``esnet``, ``ssr_hashing``, ``henet``; the papers' recipes in :mod:`reidlib.papers` register more). Every network follows one
 contract:
 
 * **train mode**: ``model(images (B, 3, H, W))`` -- or ``model(images, targets=pids)`` for a model
@@ -21,6 +21,7 @@ imported from the submodule, ``from reidlib.models.quantize import quantize, sig
 # the house's networks register themselves on import (one line each)
 from . import (
     esnet,  # noqa: E402,F401  (ES-Net: AIB + ESB)
+    hashing,  # noqa: E402,F401  (the hashing paper: SSR teacher + student, AAB, attributes)
     henet,  # noqa: E402,F401  (HENet: G1 + P4 + R16)
 )
 from .attention import AAB, CAAB, SAAB
