@@ -20,6 +20,9 @@ Experiments run with the baseline recipe (:mod:`reidlib.papers.baseline`) on the
   part chapters' 192x64): Table 1's four rows; the rows its other claims compare (Tables 2-4, canonical
   names); Fig. 4's erasing sweep on P(1,4), reduced to n in {10, 20, 40} at p = 0.5, p in {0.25, 0.75} at
   n = 20, random erasing alone and RE + RPE(20) at p = 0.5.
+* ``hashing``, ``hashing_sweep``: the hashing chapter's (:mod:`reidlib.papers.hashing`, 192x64): the rows its
+  claims compare (Table 6's teacher row is the full model's own teacher code), then Fig. 5's alpha in {0, 1}
+  and Fig. 6's beta in {0.1, 0.5} beside the paper's 0.3.
 
 :data:`PLAN` lists every run (group -> parameter dicts); ``python -m reidlib.papers.regime --group G``
 runs those whose record is missing, ``--jobs`` at a time with one thread each, so that the records the
@@ -39,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import baseline, esnet, henet
+from . import baseline, esnet, hashing, henet
 from ._recipe import imagenet_start
 
 __all__ = ["PLAN", "RECIPES", "recipe_of", "SEEDS", "BACKBONES", "CLAIMS_PRETRAINING", "CLAIMS_TRIPLET", "PART_IMAGE_SIZE",
@@ -70,7 +73,7 @@ TRIPLET_FIXES = ({"soft_margin": True, **baseline.PAPER_TRIPLET}, {"triplet_metr
 
 
 #: The recipes a planned run may name (``"recipe"``, default ``"baseline"``).
-RECIPES = {"baseline": baseline, "esnet": esnet, "henet": henet}
+RECIPES = {"baseline": baseline, "esnet": esnet, "hashing": hashing, "henet": henet}
 
 
 def _esnet_tiers() -> list[list[str]]:
@@ -136,6 +139,12 @@ def _plan() -> dict[str, list[dict[str, Any]]]:
     fig4 = [{"rpe": 0.5, "rpe_points": n} for n in (10, 20, 40)] + [{"rpe": p, "rpe_points": 20} for p in (0.25, 0.75)]
     fig4 += [{"random_erasing": 0.5}, {"random_erasing": 0.5, "rpe": 0.5, "rpe_points": 20}]
     plan["henet_rpe"] = [r for erasing in fig4 for r in _runs(recipe="henet", variant="g1+p4", **erasing)]
+    # the hashing chapter: the rows its claims compare (a run's teacher code is its Table 6 teacher row), then
+    # Fig. 5's alpha and Fig. 6's beta, reduced to the ends of their ranges around the paper's 0.3
+    compared = dict.fromkeys(v.split(":")[0] for claim in hashing.CLAIMS for v in claim[1:])
+    plan["hashing"] = [r for v in compared for r in _runs(recipe="hashing", variant=v)]
+    plan["hashing_sweep"] = [r for sweep in ({"alpha": 0.0}, {"alpha": 1.0}, {"beta": 0.1}, {"beta": 0.5})
+                             for r in _runs(recipe="hashing", variant="full", **sweep)]
     return plan
 
 

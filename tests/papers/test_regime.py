@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reidlib.papers import baseline, esnet, henet, regime
+from reidlib.papers import baseline, esnet, hashing, henet, regime
 
 ALL = regime.planned(regime.PLAN)
 
@@ -33,7 +33,7 @@ def _resolvable(p: dict, tmp_path) -> dict:
 def test_every_setting_has_the_three_seeds():
     assert regime.SEEDS == (0, 1, 2)
     assert set(regime.PLAN) == {"pretraining", "triplet", "cuhk03", "ablation", "esnet", "esnet_sweep", "esnet_cuhk03",
-                                "henet", "henet_ablation", "henet_rpe"}
+                                "henet", "henet_ablation", "henet_rpe", "hashing", "hashing_sweep"}
     for group, runs in regime.PLAN.items():
         seeds = defaultdict(list)
         for p in runs:
@@ -46,9 +46,19 @@ def test_every_planned_parameter_is_a_parameter_of_its_recipe():
         module, p = regime.recipe_of(planned_run)
         assert set(p) <= set(module.RECIPE.defaults), sorted(set(p) - set(module.RECIPE.defaults))
         module.RECIPE.parameters(p)  # and of the parameter's type
-    assert {regime.recipe_of(p)[0] for p in ALL} == {baseline, esnet, henet}
-    with pytest.raises(ValueError, match=r"unknown recipe 'hashing' \(key 'recipe' of a planned run\)"):
-        regime.recipe_of({"recipe": "hashing"})
+    assert {regime.recipe_of(p)[0] for p in ALL} == {baseline, esnet, hashing, henet}
+    with pytest.raises(ValueError, match=r"unknown recipe 'fusion' \(key 'recipe' of a planned run\)"):
+        regime.recipe_of({"recipe": "fusion"})
+
+
+def test_the_hashing_plan_runs_every_claimed_row_once_and_the_reduced_sweeps():
+    planned = [p["variant"] for p in regime.PLAN["hashing"]]
+    claimed = {v.split(":")[0] for claim in hashing.CLAIMS for v in claim[1:]}
+    assert set(planned) == claimed and not claimed & set(hashing.CANONICAL)
+    names = [regime.record_path_of(p).stem for p in regime.PLAN["hashing"] + regime.PLAN["hashing_sweep"]]
+    assert len(set(names)) == len(names) and all("_192x64_" in n for n in names)
+    assert {n.split("_efficientnet")[0] for n in names if n.startswith("full_")} == {
+        "full", "full_alpha0", "full_alpha1", "full_beta0.1", "full_beta0.5"}
 
 
 def test_the_henet_plan_runs_table_1_every_claimed_row_and_fig_4():
@@ -152,7 +162,7 @@ def test_the_real_data_runs_train_the_loss_the_pick_is_made_on():
 
 def test_planned_rejects_an_unknown_group():
     known = (r"\['pretraining', 'triplet', 'cuhk03', 'ablation', 'esnet', 'esnet_sweep', 'esnet_cuhk03', 'henet', "
-             r"'henet_ablation', 'henet_rpe'\]")
+             r"'henet_ablation', 'henet_rpe', 'hashing', 'hashing_sweep'\]")
     with pytest.raises(ValueError, match=r"unknown group 'nope'; expected some of " + known):
         regime.planned(["nope"])
 
