@@ -20,7 +20,8 @@ vectors (2 or 1), DSH's regulariser ``0.01 / n`` (its weight averaged like the o
 Evaluation: the student's ±1 code, Euclidean distance (the Hamming ranking, ties by gallery index), **no
 flip averaging** (a choice: the mean of two ±1 codes is not a code; the paper does not flip). The
 :class:`HashingEvaluation` hook adds to the final metrics the teacher's code (``teacher``), the student's
-real-valued vector (``float``) and the attribute accuracy on the test images (``attributes``).
+real-valued vector (``float``), the attribute accuracy on the test images (``attributes``) and Fig. 7's AFR
+sweep (``afr``: mAP and rank-1 against w, :func:`afr_curve`).
 """
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ from reidlib.nn import Metric
 from ._recipe import Recipe, imagenet_start
 from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 
-__all__ = ["ALPHA_BN", "ALPHA_NO_BN", "BETA", "CLAIMS", "PAPER_PRESET", "RECIPE", "TABLE_OF", "TRIPLET_MARGIN",
-           "VARIANTS", "HashingEvaluation", "config", "criterion_options", "model_config", "run_name", "train"]
+__all__ = ["ALPHA_BN", "ALPHA_NO_BN", "BETA", "CANONICAL", "CLAIMS", "HashingEvaluation", "PAPER_PRESET", "RECIPE",
+           "SAME_NETWORK", "TABLE_OF", "TRIPLET_MARGIN", "VARIANTS", "afr_curve", "afr_windows", "config",
+           "criterion_options", "model_config", "run_name", "teacher_view", "train"]
 
 ALPHA_BN, ALPHA_NO_BN, BETA = 0.3, 0.7, 0.3
 #: The paper gives no triplet margin: 0.3, the common value with BN features (spec 1.7), for the paper preset.
@@ -150,8 +152,8 @@ class HashingEvaluation(Hook):
     * ``on_epoch_end`` (epochs with an evaluation): one more pass over query and gallery with the model's
       :meth:`~reidlib.models.hashing.SSRHashing.encode` adds to ``log["metrics"]``: ``teacher`` (mAP, rank-1 and
       per-query values of the teacher's code; SSR only), ``float`` (the same for the student's real-valued
-      vector, Euclidean) and ``attributes`` (accuracy per attribute and their mean on the labelled test images,
-      the student's heads, Lin et al.'s definition).
+      vector, Euclidean), ``attributes`` (accuracy per attribute and their mean on the labelled test images,
+      the student's heads, Lin et al.'s definition) and ``afr`` (:func:`afr_curve` of the student's codes).
     """
 
     def __init__(self, batch_size: int = 128, num_workers: int = 0) -> None:
@@ -225,6 +227,49 @@ class HashingEvaluation(Hook):
             acc = attribute_accuracy(torch.sigmoid(out["attribute_logits"]).numpy(), targets, columns=names)
             log["metrics"]["attributes"] = {"mean": float(acc.mean),
                                             "per_attribute": {k: float(v) for k, v in acc.per_attribute.items()}}
+            log["metrics"]["afr"] = afr_curve(out["attribute_logits"][:nq], out["attribute_logits"][nq:],
+                                              out["code"][:nq], out["code"][nq:], ids)
+
+
+def afr_windows(n_gallery: int, id_bits: int, attribute_bits: int, points: int = 12) -> list[int]:
+    """The w of an AFR sweep over a gallery of ``n_gallery``: ``points`` geometric steps from 10 to N, and the
+    time budget's ideal w (Sec. 7.5.2, :func:`~reidlib.retrieval.afr_window`) of each shorter code of
+    :data:`~reidlib.models.hashing.BIT_SPLITS` (Table 8's comparison)."""
+    from reidlib.models.hashing import BIT_SPLITS
+    from reidlib.retrieval import afr_window
+
+    ws = {int(round(w)) for w in np.geomspace(10, n_gallery, points)}
+    ws |= {int(afr_window(b, attribute_bits, n_gallery, id_bits)) for b in BIT_SPLITS if attribute_bits < b < id_bits}
+    return sorted(w for w in ws if 1 <= w <= n_gallery)
+
+
+def afr_curve(query_attributes: torch.Tensor, gallery_attributes: torch.Tensor, query_codes: torch.Tensor,
+              gallery_codes: torch.Tensor, ids: Any) -> list[dict[str, Any]]:
+    """Fig. 7 on one model's test codes: AFR's mAP and rank-1 at each w of :func:`afr_windows`, with the full
+    ranked list (:func:`~reidlib.retrieval.afr_ranking`: the non-candidates after the candidates) and truncated
+    at w (``mAP_truncated``), and the attribute code's own rank-w CMC (the paper's dashed lines).
+
+    Args:
+        query_attributes, gallery_attributes: attribute logits ``(Q, A)``, ``(G, A)`` (codes: ``+1`` where > 0).
+        query_codes, gallery_codes: ±1 ID codes ``(Q, L)``, ``(G, L)``.
+        ids: ``[q_pids, q_camids, g_pids, g_camids]`` (numpy arrays).
+    """
+    from reidlib.eval import evaluate, evaluate_ranking
+    from reidlib.losses.attributes import attribute_code
+    from reidlib.retrieval import afr_ranking, hamming_distances, pack_codes
+
+    qp, qc, gp, gc = ids
+    attr = hamming_distances(pack_codes(attribute_code(query_attributes)), pack_codes(attribute_code(gallery_attributes)))
+    dist = hamming_distances(pack_codes(query_codes), pack_codes(gallery_codes))
+    attribute_cmc = evaluate(attr.astype(np.float64), qp, gp, qc, gc, max_rank=len(gp))["cmc"]
+    rows = []
+    for w in afr_windows(len(gp), query_codes.shape[1], query_attributes.shape[1]):
+        ranking = afr_ranking(attr, dist, w)
+        full = evaluate_ranking(ranking, qp, gp, qc, gc)
+        cut = evaluate_ranking(ranking, qp, gp, qc, gc, depth=w)
+        rows.append({"w": w, "mAP": float(full["mAP"]), "rank1": float(full["cmc"][0]),
+                     "mAP_truncated": float(cut["mAP"]), "attribute_cmc_at_w": float(attribute_cmc[min(w, len(gp)) - 1])})
+    return rows
 
 
 # ---- training -------------------------------------------------------------------------------------

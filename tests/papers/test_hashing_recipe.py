@@ -114,3 +114,14 @@ def test_papermill_tiny_hashing_run_writes_a_valid_record(tmp_path):
     assert 0 <= final["teacher"]["mAP"] <= 1 and 0 <= final["float"]["mAP"] <= 1
     assert len(final["teacher"]["per_query"]["AP"]) == final["num_valid_queries"]
     assert len(final["attributes"]["per_attribute"]) == 30 and 0 < final["attributes"]["mean"] < 1
+    afr = final["afr"]
+    gallery = record["dataset_summary"]["gallery"]["images"]
+    assert [r["w"] for r in afr] == hashing.afr_windows(gallery, 128, 30) and afr[-1]["w"] == gallery
+    # w = N is the plain search: AFR's mAP there is the record's own mAP of the student's code
+    assert afr[-1]["mAP"] == pytest.approx(final["mAP"], abs=1e-9) and afr[-1]["attribute_cmc_at_w"] == 1.0
+    assert all(r["mAP_truncated"] <= r["mAP"] + 1e-12 for r in afr)
+
+
+def test_afr_windows_hold_the_ideal_windows_of_the_shorter_codes():
+    ws = hashing.afr_windows(15_912, 2048, 30)
+    assert {761, 1755, 3744} <= set(ws) and ws[0] == 10 and ws[-1] == 15_912 and ws == sorted(set(ws))
