@@ -30,6 +30,7 @@ from dataclasses import asdict, fields, replace
 from typing import Any, get_args
 
 import numpy as np
+import pandas as pd
 import torch
 
 from reidlib.engine.trainer import Hook
@@ -43,7 +44,7 @@ from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 
 __all__ = ["ALPHA_BN", "ALPHA_NO_BN", "BETA", "CANONICAL", "CLAIMS", "HashingEvaluation", "PAPER_PRESET", "RECIPE",
            "SAME_NETWORK", "TABLE_OF", "TRIPLET_MARGIN", "VARIANTS", "afr_curve", "afr_windows", "config",
-           "criterion_options", "model_config", "run_name", "teacher_view", "train"]
+           "criterion_options", "model_config", "records_frame", "run_name", "teacher_view", "train"]
 
 ALPHA_BN, ALPHA_NO_BN, BETA = 0.3, 0.7, 0.3
 #: The paper gives no triplet margin: 0.3, the common value with BN features (spec 1.7), for the paper preset.
@@ -356,3 +357,31 @@ def train(**parameters: Any) -> dict[str, Any]:
 def teacher_view(record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The record's teacher metrics (``final["teacher"]``), or ``None`` for a network without a teacher."""
     return (record.get("final") or {}).get("teacher")
+
+
+# ---- the results page -----------------------------------------------------------------------------------------
+def records_frame(results: Any = None) -> pd.DataFrame:
+    """The chapter's runs, one row each (:func:`reidlib.papers.results.runs_table`), the variant under its canonical
+    name (:data:`CANONICAL`), with the attribute accuracy (``attr. acc.``, %) and the real-valued student's mAP
+    (``mAP (float)``); and for each SSR run one more row, variant ``<variant>:teacher``, with the teacher code's
+    mAP, rank-1 and per-query values (Table 6's teacher rows; the claims compare them like any row)."""
+    from .results import load_records, runs_table
+
+    def extra(r: Mapping[str, Any]) -> dict[str, Any]:
+        f = r["final"]
+        return {"bits": r["config"]["model_options"]["bits"],
+                "attr. acc.": 100 * f["attributes"]["mean"] if "attributes" in f else np.nan,
+                "mAP (float)": 100 * f["float"]["mAP"] if "float" in f else np.nan}
+
+    records = load_records(RECIPE.chapter, results)
+    teachers = []
+    for r in records:
+        t = teacher_view(r)
+        if t is not None:
+            final = {**r["final"], "mAP": t["mAP"], "rank1": t["rank1"], "per_query": t["per_query"], "mINP": np.nan}
+            final.pop("mAP_hard", None)
+            teachers.append({**r, "variant": f"{CANONICAL.get(r['variant'], r['variant'])}:teacher", "final": final})
+    frame = runs_table([*records, *teachers], extra=extra)
+    if len(frame):
+        frame["variant"] = frame["variant"].map(lambda v: CANONICAL.get(v, v))
+    return frame

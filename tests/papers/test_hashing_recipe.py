@@ -120,6 +120,11 @@ def test_papermill_tiny_hashing_run_writes_a_valid_record(tmp_path):
     # w = N is the plain search: AFR's mAP there is the record's own mAP of the student's code
     assert afr[-1]["mAP"] == pytest.approx(final["mAP"], abs=1e-9) and afr[-1]["attribute_cmc_at_w"] == 1.0
     assert all(r["mAP_truncated"] <= r["mAP"] + 1e-12 for r in afr)
+    # the results page's frame: the run, and its teacher code as Table 6's teacher row
+    frame = hashing.records_frame(tmp_path / "results").set_index("variant")
+    assert list(frame.index) == ["full", "full:teacher"]
+    assert frame.loc["full:teacher", "mAP"] == pytest.approx(100 * final["teacher"]["mAP"])
+    assert frame.loc["full", "mAP"] == pytest.approx(100 * final["mAP"]) and frame.loc["full", "bits"] == 128
 
 
 def test_afr_windows_hold_the_ideal_windows_of_the_shorter_codes():
