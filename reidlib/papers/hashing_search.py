@@ -33,7 +33,7 @@ from reidlib.paths import results_dir
 from reidlib.retrieval import AFRIndex, HammingIndex, afr_window, median_seconds, random_packed, search_timings
 
 __all__ = ["ATTRIBUTE_BITS", "DISTRACTORS", "ID_BITS", "MARKET_GALLERY", "PAPER_WINDOWS", "equal_time_windows",
-           "from_frame", "load_search_records", "measure_search", "search_frame", "to_frame"]
+           "from_frame", "load_search_records", "measure_search", "scale_beside_paper", "search_frame", "to_frame"]
 
 #: Market-1501's gallery without its junk images (Sec. 7.1.1: 15,913; Sec. 7.5.2's derivation uses 15,912).
 MARKET_GALLERY = 15_913
@@ -124,6 +124,21 @@ def equal_time_windows(record: dict[str, Any]) -> pd.DataFrame:
             w = float(w0 + (r.plain_ms - t0) * (w1 - w0) / (t1 - t0))
         rows.append({"bits": int(r.bits), "plain_ms": r.plain_ms, "ideal_w": r.ideal_w, "equal_time_w": w})
     return pd.DataFrame(rows)
+
+
+def scale_beside_paper(record: dict[str, Any]) -> pd.DataFrame:
+    """The record's one-query searches at Market-1501+500k beside the paper's (Tables 5 and 9,
+    :func:`reidlib.papers.hashing_tables.search_times`): ms per query here and there, and each as a multiple of
+    its own exact 2048-bit Hamming search (the two machines differ; the ratios compare)."""
+    from .hashing_tables import search_times
+
+    scale = search_frame(record, "scale")
+    ours = scale[scale.queries == 1].set_index(["method", "code", "w"])["ms_per_query"].rename("ms here")
+    frame = ours.to_frame().join(search_times()[["paper rows", "paper ms"]], how="outer")
+    plain = ("exact Hamming", f"{ID_BITS}/binary", np.nan)
+    frame["here / plain 2048"] = frame["ms here"] / frame.loc[plain, "ms here"]
+    frame["paper / plain 2048"] = frame["paper ms"] / frame.loc[plain, "paper ms"]
+    return frame[["ms here", "here / plain 2048", "paper ms", "paper / plain 2048", "paper rows"]]
 
 
 def to_frame(record: dict[str, Any]) -> pd.DataFrame:

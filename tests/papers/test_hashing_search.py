@@ -46,3 +46,15 @@ def test_equal_time_windows_interpolates_where_the_curves_cross():
     out = hs.equal_time_windows(record)
     assert out.equal_time_w.iloc[0] == pytest.approx(200.0)
     assert np.isnan(out.equal_time_w.iloc[1]) and np.isnan(out.equal_time_w.iloc[2])   # never slower / always slower
+
+
+def test_scale_beside_paper_sets_both_machines_relative_to_their_own_plain_search(record):
+    beside = hs.scale_beside_paper(record)
+    plain = ("exact Hamming", "2048/binary", np.nan)
+    assert beside.loc[plain, "here / plain 2048"] == 1.0 and beside.loc[plain, "paper ms"] == 521.1
+    float_row = ("exact float (inner product)", "2048/float", np.nan)
+    assert beside.loc[float_row, "paper / plain 2048"] == pytest.approx(4042.4 / 521.1)
+    assert beside.loc[float_row, "here / plain 2048"] == pytest.approx(
+        beside.loc[float_row, "ms here"] / beside.loc[plain, "ms here"])
+    # the batch row is per query of a batch, not one query: it is not set beside the paper's single queries
+    assert "exact Hamming, batch" not in beside.index.get_level_values("method")
