@@ -42,9 +42,9 @@ from reidlib.nn import Metric
 from ._recipe import Recipe, imagenet_start
 from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 
-__all__ = ["ALPHA_BN", "ALPHA_NO_BN", "BETA", "CANONICAL", "CLAIMS", "HashingEvaluation", "PAPER_PRESET", "RECIPE",
+__all__ = ["afr_frame", "ALPHA_BN", "ALPHA_NO_BN", "BETA", "CANONICAL", "CLAIMS", "HashingEvaluation", "PAPER_PRESET", "RECIPE",
            "SAME_NETWORK", "TABLE_OF", "TRIPLET_MARGIN", "VARIANTS", "afr_curve", "afr_windows", "config",
-           "criterion_options", "model_config", "records_frame", "run_name", "teacher_view", "train"]
+           "criterion_options", "model_config", "paper_rows", "records_frame", "run_name", "teacher_view", "train", "TABLE_BASE"]
 
 ALPHA_BN, ALPHA_NO_BN, BETA = 0.3, 0.7, 0.3
 #: The paper gives no triplet margin: 0.3, the common value with BN features (spec 1.7), for the paper preset.
@@ -385,3 +385,57 @@ def records_frame(results: Any = None) -> pd.DataFrame:
     if len(frame):
         frame["variant"] = frame["variant"].map(lambda v: CANONICAL.get(v, v))
     return frame
+
+
+#: Each table's reference row for the "difference to Base" columns (canonical variants): Table 6 and 7 the full
+#: model, the code lengths the full model at 2048 bits.
+TABLE_BASE = {"1": "full", "6": "full", "7": "full"}
+
+
+def paper_rows(table: str) -> tuple[dict[str, str], pd.DataFrame, str]:
+    """``(rows, paper, base)`` for :func:`reidlib.papers.results.paper_beside_ours`: each printed row of Table
+    ``table`` (``"1"``: the code lengths of the paper's own rows, ``"6"``, ``"7"``; its label) -> our canonical
+    variant (a run's teacher code is ``<variant>:teacher``), the printed Market-1501 ``mAP`` and ``R1`` by label,
+    and the label of the reference row."""
+    from .hashing_tables import paper_table
+
+    if table not in TABLE_BASE:
+        raise ValueError(f"paper_rows: table must be one of {list(TABLE_BASE)}, got {table!r}")
+    if table == "1":
+        t = paper_table(1)
+        t = t[t.method.isin(["baseline(Sigmoid)", "baseline(SSR)+AAB"])]
+        names = {("baseline(SSR)+AAB", 2048): "full", ("baseline(Sigmoid)", 2048): "baseline-sigmoid",
+                 **{("baseline(SSR)+AAB", b): f"full-{b}" for b in (128, 512)}}
+        t = t[[(m, b) in names for m, b in zip(t.method, t.bits)]]
+        labels = [f"{m}, {b} bits" for m, b in zip(t.method, t.bits)]
+        variants = [names[(m, b)] for m, b in zip(t.method, t.bits)]
+        base = "baseline(SSR)+AAB, 2048 bits"
+    else:
+        t = paper_table(int(table))
+        if table == "6":
+            labels = [f"{r}{' + BN' if bn else ''}{' (teacher)' if d == 'teacher' else ''}"
+                      for r, bn, d in zip(t.relaxation, t.BN, t.descriptor)]
+            base = "SSR + BN"
+        else:
+            labels = [f"mode {m}" for m in t["mode"]]
+            base = "mode d"
+        variants = [":".join([CANONICAL.get(v.split(":")[0], v.split(":")[0]), *v.split(":")[1:]]) for v in t.variant]
+    paper = pd.DataFrame({"mAP": t["Market mAP"].to_numpy(), "R1": t["Market R1"].to_numpy()}, index=labels)
+    return dict(zip(labels, variants)), paper, base
+
+
+def afr_frame(results: Any = None) -> pd.DataFrame:
+    """Fig. 7 from the records: one row per (run, w) of every run's ``final["afr"]`` sweep (:func:`afr_curve`):
+    ``variant`` (canonical), ``seed``, ``dataset``, ``w``, ``mAP``, ``rank-1``, ``mAP (truncated)``,
+    ``attribute CMC@w`` (%), and ``plain mAP``, the run's own mAP of the student's code."""
+    from .results import load_records
+
+    rows = []
+    for r in load_records(RECIPE.chapter, results):
+        for a in (r.get("final") or {}).get("afr", []):
+            rows.append({"variant": CANONICAL.get(r["variant"], r["variant"]), "seed": r["config"]["seed"],
+                         "dataset": r["dataset"], "w": a["w"], "mAP": 100 * a["mAP"], "rank-1": 100 * a["rank1"],
+                         "mAP (truncated)": 100 * a["mAP_truncated"],
+                         "attribute CMC@w": 100 * a["attribute_cmc_at_w"], "plain mAP": 100 * r["final"]["mAP"]})
+    columns = ["variant", "seed", "dataset", "w", "mAP", "rank-1", "mAP (truncated)", "attribute CMC@w", "plain mAP"]
+    return pd.DataFrame(rows, columns=columns)

@@ -125,6 +125,19 @@ def test_papermill_tiny_hashing_run_writes_a_valid_record(tmp_path):
     assert list(frame.index) == ["full", "full:teacher"]
     assert frame.loc["full:teacher", "mAP"] == pytest.approx(100 * final["teacher"]["mAP"])
     assert frame.loc["full", "mAP"] == pytest.approx(100 * final["mAP"]) and frame.loc["full", "bits"] == 128
+    curve = hashing.afr_frame(tmp_path / "results")
+    assert curve.w.tolist() == [r["w"] for r in afr] and (curve["plain mAP"] == 100 * final["mAP"]).all()
+
+
+def test_paper_rows_map_every_printed_row_to_a_variant():
+    for table in ("1", "6", "7"):
+        rows, paper, base = hashing.paper_rows(table)
+        assert list(rows) == list(paper.index) and base in rows and rows[base] == "full"
+        assert all(v.split(":")[0] in VARIANTS for v in rows.values())
+    rows, paper, _ = hashing.paper_rows("6")
+    assert rows["SSR + BN (teacher)"] == "full:teacher" and paper.loc["SSR + BN", "mAP"] == 86.0
+    with pytest.raises(ValueError, match="table must be one of"):
+        hashing.paper_rows("8")
 
 
 def test_afr_windows_hold_the_ideal_windows_of_the_shorter_codes():
