@@ -21,8 +21,9 @@ Experiments run with the baseline recipe (:mod:`reidlib.papers.baseline`) on the
   names); Fig. 4's erasing sweep on P(1,4), reduced to n in {10, 20, 40} at p = 0.5, p in {0.25, 0.75} at
   n = 20, random erasing alone and RE + RPE(20) at p = 0.5.
 * ``hashing``, ``hashing_sweep``: the hashing chapter's (:mod:`reidlib.papers.hashing`, 192x64): the rows its
-  claims compare (Table 6's teacher row is the full model's own teacher code), then Fig. 5's alpha in {0, 1}
-  and Fig. 6's beta in {0.1, 0.5} beside the paper's 0.3.
+  claims compare (Table 6's teacher row is the full model's own teacher code), then Fig. 5's alpha in
+  {0, 0.7, 1} and Fig. 6's beta in {0.1, 0.5} beside the paper's 0.3; ``hashing_cuhk03``: SSR without
+  attributes (the subset has no labels) at 2048 and 128 bits on the real CUHK03-NP subset.
 
 :data:`PLAN` lists every run (group -> parameter dicts); ``python -m reidlib.papers.regime --group G``
 runs those whose record is missing, ``--jobs`` at a time with one thread each, so that the records the
@@ -143,8 +144,13 @@ def _plan() -> dict[str, list[dict[str, Any]]]:
     # Fig. 5's alpha and Fig. 6's beta, reduced to the ends of their ranges around the paper's 0.3
     compared = dict.fromkeys(v.split(":")[0] for claim in hashing.CLAIMS for v in claim[1:])
     plan["hashing"] = [r for v in compared for r in _runs(recipe="hashing", variant=v)]
-    plan["hashing_sweep"] = [r for sweep in ({"alpha": 0.0}, {"alpha": 1.0}, {"beta": 0.1}, {"beta": 0.5})
-                             for r in _runs(recipe="hashing", variant="full", **sweep)]
+    plan["hashing_sweep"] = [r for sweep in ({"alpha": 0.0}, {"alpha": 0.7}, {"alpha": 1.0}, {"beta": 0.1},
+                                             {"beta": 0.5}) for r in _runs(recipe="hashing", variant="full", **sweep)]
+    # the real CUHK03-NP subset has no attribute labels: SSR without attributes (mode a), 2048 and 128 bits; the
+    # float baseline is each run's own real-valued student (and the baseline chapter's CUHK03-NP runs)
+    plan["hashing_cuhk03"] = [r for bits in (None, 128) for r in _runs(
+        recipe="hashing", variant="mode-a", dataset_options={"split": "labeled"}, **({"bits": bits} if bits else {}),
+        **{k: v for k, v in cuhk.items()})]
     return plan
 
 

@@ -33,7 +33,8 @@ def _resolvable(p: dict, tmp_path) -> dict:
 def test_every_setting_has_the_three_seeds():
     assert regime.SEEDS == (0, 1, 2)
     assert set(regime.PLAN) == {"pretraining", "triplet", "cuhk03", "ablation", "esnet", "esnet_sweep", "esnet_cuhk03",
-                                "henet", "henet_ablation", "henet_rpe", "hashing", "hashing_sweep"}
+                                "henet", "henet_ablation", "henet_rpe", "hashing", "hashing_sweep",
+                                "hashing_cuhk03"}
     for group, runs in regime.PLAN.items():
         seeds = defaultdict(list)
         for p in runs:
@@ -58,7 +59,10 @@ def test_the_hashing_plan_runs_every_claimed_row_once_and_the_reduced_sweeps():
     names = [regime.record_path_of(p).stem for p in regime.PLAN["hashing"] + regime.PLAN["hashing_sweep"]]
     assert len(set(names)) == len(names) and all("_192x64_" in n for n in names)
     assert {n.split("_efficientnet")[0] for n in names if n.startswith("full_")} == {
-        "full", "full_alpha0", "full_alpha1", "full_beta0.1", "full_beta0.5"}
+        "full", "full_alpha0", "full_alpha0.7", "full_alpha1", "full_beta0.1", "full_beta0.5"}
+    cuhk = regime.PLAN["hashing_cuhk03"]
+    assert {regime.record_path_of(p).stem.split("_efficientnet")[0] for p in cuhk} == {"mode-a", "mode-a_b128"}
+    assert all(p["dataset"] == "cuhk03_np" and hashing.VARIANTS[p["variant"]].attributes == 0 for p in cuhk)
 
 
 def test_the_henet_plan_runs_table_1_every_claimed_row_and_fig_4():
@@ -162,7 +166,7 @@ def test_the_real_data_runs_train_the_loss_the_pick_is_made_on():
 
 def test_planned_rejects_an_unknown_group():
     known = (r"\['pretraining', 'triplet', 'cuhk03', 'ablation', 'esnet', 'esnet_sweep', 'esnet_cuhk03', 'henet', "
-             r"'henet_ablation', 'henet_rpe', 'hashing', 'hashing_sweep'\]")
+             r"'henet_ablation', 'henet_rpe', 'hashing', 'hashing_sweep', 'hashing_cuhk03'\]")
     with pytest.raises(ValueError, match=r"unknown group 'nope'; expected some of " + known):
         regime.planned(["nope"])
 
