@@ -31,7 +31,9 @@ Without the scaling, dot products of 256-d features can saturate the softmax (ro
 
 **CHOICE** (not in the paper): both raising convs (weights and biases) are zero-initialised, so
 ``F^S_Out = F^C_Out = 0`` and AAB starts as the identity, ``F^ref = F_In``. The reducing convs keep
-PyTorch's default initialisation (they receive gradient through the raising convs from the first step).
+PyTorch's default initialisation. At the first step only the raising convs get a gradient (the zero raising
+weights block every path to the reducing convs); once they have moved, from the second step on, the reducing
+convs get theirs.
 
 "Attribute-guided" has no attribute input: the guidance is only the attribute loss on the global vector
 back-propagating through the block.

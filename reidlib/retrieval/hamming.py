@@ -70,15 +70,29 @@ class HammingIndex:
     """Exact Hamming k-NN over a gallery of packed codes (N, bytes) (``faiss.IndexBinaryFlat``).
 
     ``search`` returns (Q, k) distances (``int32``) and gallery indices (``int64``), in increasing
-    distance, ties broken by gallery index."""
+    distance, ties broken by gallery index.
 
-    def __init__(self, packed_codes, *, bits: int | None = None):
+    faiss spreads a search over threads by query, so one query (or fewer queries than threads) runs on one
+    core whatever the thread count. With ``threads`` > 1 (default: faiss' ``omp_get_max_threads()``) such a
+    search instead splits the gallery into ``threads`` contiguous blocks, scans each on its own thread
+    (``faiss.knn_hamming`` releases the GIL) and merges the blocks' top-k by (distance, gallery index), which
+    gives exactly the single scan's result; galleries under :attr:`split_min` codes are not split (the threads
+    cost more than they save)."""
+
+    #: the smallest gallery a search of few queries is split over threads for
+    split_min = 65_536
+
+    def __init__(self, packed_codes, *, bits: int | None = None, threads: int | None = None):
         codes = _as_packed(packed_codes, "packed_codes")
         if bits is not None and (bits + 7) // 8 != codes.shape[1]:
             raise ValueError(f"packed_codes has {codes.shape[1]} bytes per code, expected {(bits + 7) // 8} "
                              f"for bits={bits}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be an integer >= 1 or None (faiss' thread count), got {threads!r}")
         self.nbytes = codes.shape[1]
         self.bits = 8 * self.nbytes if bits is None else int(bits)
+        self.threads = threads
+        self.codes = codes
         self.index = faiss.IndexBinaryFlat(8 * self.nbytes)
         self.index.add(codes)
 
@@ -88,7 +102,24 @@ class HammingIndex:
 
     def search(self, packed_queries, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = _as_packed(packed_queries, "packed_queries", self.nbytes)
-        return self.index.search(q, _check_k(k, self.ntotal))
+        k = _check_k(k, self.ntotal)
+        if type(self) is HammingIndex:  # the sub-linear indexes search their own structure
+            threads = self.threads or faiss.omp_get_max_threads()
+            if threads > 1 and len(q) < threads and self.ntotal >= max(self.split_min, threads * k):
+                return self._split_search(q, k, threads)
+        return self.index.search(q, k)
+
+    def _split_search(self, q: np.ndarray, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        bounds = np.linspace(0, self.ntotal, threads + 1).astype(np.int64)
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(lambda ab: faiss.knn_hamming(q, self.codes[ab[0]:ab[1]], k),
+                                  zip(bounds[:-1], bounds[1:])))
+        dist = np.concatenate([d for d, _ in parts], axis=1).astype(np.int64)
+        idx = np.concatenate([i + a for (_, i), a in zip(parts, bounds[:-1])], axis=1)
+        order = np.argsort(dist * (self.ntotal + 1) + idx, axis=1)[:, :k]  # keys are unique: (distance, index)
+        return np.take_along_axis(dist, order, 1).astype(np.int32), np.take_along_axis(idx, order, 1)
 
 
 class ApproximateHammingIndex(HammingIndex):

@@ -18,7 +18,6 @@ def demo_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "hashing-demo"
 
 
-@pytest.mark.slow
 def test_load_demo_writes_then_reuses_the_cache(demo_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fits = []
     fit = trainer_module.Trainer.fit

@@ -50,6 +50,29 @@ def test_exact_search_matches_a_stable_numpy_sort(bits):
         assert np.array_equal(dist, np.take_along_axis(ref, order, 1))
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_a_split_gallery_search_is_the_single_scan_ties_included(threads, monkeypatch):
+    rng = np.random.default_rng(threads)
+    # 16-bit codes: nearly every distance ties, across the blocks' boundaries too
+    g = pack_codes(_codes(rng, 5000, 16))
+    q = pack_codes(_codes(rng, 1, 16))
+    monkeypatch.setattr(HammingIndex, "split_min", 1000)
+    split = HammingIndex(g, threads=threads)
+    calls = []
+    monkeypatch.setattr(split, "_split_search", lambda *a, _f=split._split_search: calls.append(1) or _f(*a))
+    ref = _popcount_reference(q, g)
+    for k in (1, 100, 1600):
+        dist, idx = split.search(q, k)
+        order = np.argsort(ref, axis=1, kind="stable")[:, :k]
+        assert np.array_equal(idx, order) and np.array_equal(dist, np.take_along_axis(ref, order, 1))
+        assert dist.dtype == np.int32 and idx.dtype == np.int64
+    assert len(calls) == 3, "one query on several threads takes the split path"
+    single = HammingIndex(g, threads=1)
+    assert np.array_equal(single.search(q, 50)[1], split.search(q, 50)[1])
+    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+        HammingIndex(g, threads=0)
+
+
 def test_search_inputs_are_checked():
     g = pack_codes(np.ones((10, 64)))
     index = HammingIndex(g)
