@@ -32,7 +32,7 @@ from reidlib.engine.records import provenance
 from reidlib.paths import results_dir
 from reidlib.retrieval import AFRIndex, HammingIndex, afr_window, median_seconds, random_packed, search_timings
 
-__all__ = ["ATTRIBUTE_BITS", "DISTRACTORS", "ID_BITS", "MARKET_GALLERY", "PAPER_WINDOWS", "equal_time_windows",
+__all__ = ["ATTRIBUTE_BITS", "DISTRACTORS", "ID_BITS", "MARKET_GALLERY", "PAPER_WINDOWS", "afr_breakeven", "equal_time_windows",
            "from_frame", "load_search_records", "measure_search", "scale_beside_paper", "search_frame", "to_frame"]
 
 #: Market-1501's gallery without its junk images (Sec. 7.1.1: 15,913; Sec. 7.5.2's derivation uses 15,912).
@@ -115,15 +115,42 @@ def equal_time_windows(record: dict[str, Any]) -> pd.DataFrame:
     curve = curve[curve.N == record["market_gallery"]].sort_values("w")
     rows = []
     for _, r in t8.iterrows():
-        above = curve.afr_ms.to_numpy() > r.plain_ms
-        w = float("nan")
-        if above.any() and not above.all() and not above[0]:
-            j = int(np.argmax(above))             # first measured w where AFR is slower than the plain search
-            w0, w1 = curve.w.iloc[j - 1], curve.w.iloc[j]
-            t0, t1 = curve.afr_ms.iloc[j - 1], curve.afr_ms.iloc[j]
-            w = float(w0 + (r.plain_ms - t0) * (w1 - w0) / (t1 - t0))
+        w = _crossing(curve.w.to_numpy(float), curve.afr_ms.to_numpy(float), r.plain_ms)
+        w = float("nan") if w == 0.0 else w       # slower at every measured w: no equal-time window
         rows.append({"bits": int(r.bits), "plain_ms": r.plain_ms, "ideal_w": r.ideal_w, "equal_time_w": w})
     return pd.DataFrame(rows)
+
+
+def _crossing(w: np.ndarray, t: np.ndarray, level: float) -> float:
+    """The w at which the increasing-in-w time curve ``t`` first rises above ``level`` (linear in w between the
+    measured points); NaN if it never does, 0 if it is above at the first point."""
+    above = t > level
+    if not above.any():
+        return float("nan")
+    j = int(np.argmax(above))
+    if j == 0:
+        return 0.0
+    return float(w[j - 1] + (level - t[j - 1]) * (w[j] - w[j - 1]) / (t[j] - t[j - 1]))
+
+
+def afr_breakeven(record: dict[str, Any]) -> pd.DataFrame:
+    """Where AFR stops paying on this machine, per gallery size N of the record's AFR curve: the w at which AFR
+    becomes slower than the plain 2048-bit search of the same codes (``break-even w``), and the parts of AFR's
+    time at the smallest measured w: the whole, the gather and scan of the candidates, and stage 1 (the rest:
+    the attribute scan and the selection of w), beside the plain search."""
+    curve = search_frame(record, "afr_curve")
+    rows = []
+    for n, c in curve.groupby("N"):
+        c = c.sort_values("w")
+        first = c.iloc[0]
+        rows.append({"N": int(n), "plain 2048 ms": float(first.plain_2048_ms),
+                     "break-even w": _crossing(c.w.to_numpy(float), c.afr_ms.to_numpy(float), first.plain_2048_ms),
+                     "smallest w": int(first.w), "AFR ms at smallest w": float(first.afr_ms),
+                     "stage 1 ms (AFR - gather - scan)": float(first.afr_ms - first.gather_ms
+                                                               - first.scan_of_candidates_ms),
+                     "gather ms at w = N": float(c.gather_ms.iloc[-1]),
+                     "scan ms at w = N": float(c.scan_of_candidates_ms.iloc[-1])})
+    return pd.DataFrame(rows).set_index("N")
 
 
 def scale_beside_paper(record: dict[str, Any]) -> pd.DataFrame:

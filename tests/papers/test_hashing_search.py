@@ -58,3 +58,14 @@ def test_scale_beside_paper_sets_both_machines_relative_to_their_own_plain_searc
         beside.loc[float_row, "ms here"] / beside.loc[plain, "ms here"])
     # the batch row is per query of a batch, not one query: it is not set beside the paper's single queries
     assert "exact Hamming, batch" not in beside.index.get_level_values("method")
+
+
+def test_afr_breakeven_reads_where_afr_passes_the_plain_search_and_splits_its_time():
+    curve = [{"N": 1000, "w": w, "afr_ms": t, "gather_ms": g, "scan_of_candidates_ms": sc, "plain_2048_ms": 0.5}
+             for w, t, g, sc in ((100, 0.2, 0.01, 0.02), (300, 0.4, 0.05, 0.05), (1000, 1.0, 0.3, 0.1))]
+    out = hs.afr_breakeven({"tables": {"afr_curve": curve}}).loc[1000]
+    assert out["break-even w"] == pytest.approx(300 + 0.1 * 700 / 0.6)
+    assert out["stage 1 ms (AFR - gather - scan)"] == pytest.approx(0.17)
+    assert (out["gather ms at w = N"], out["scan ms at w = N"]) == (0.3, 0.1)
+    never = [{**r, "plain_2048_ms": 5.0} for r in curve]
+    assert np.isnan(hs.afr_breakeven({"tables": {"afr_curve": never}}).loc[1000, "break-even w"])
