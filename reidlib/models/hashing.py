@@ -215,16 +215,19 @@ class SSRHashing(nn.Module):
             raise ValueError("SSRHashing.eval_output='attributes': this network has no attribute heads (attributes=0)")
         self._eval_output = value
 
-    def _vectors(self, images: Tensor) -> dict[str, dict[str, Tensor]]:
+    def _vectors(self, images: Tensor, branches: tuple[str, ...] | None = None) -> dict[str, dict[str, Tensor]]:
         trunk = self.trunk(images)
-        return {name: branch.vectors(self.stages[name](trunk)) for name, branch in self.branches.items()}
+        names = tuple(self.branches) if branches is None else branches
+        return {name: self.branches[name].vectors(self.stages[name](trunk)) for name in names}
 
-    def encode(self, images: Tensor) -> dict[str, Tensor]:
+    def encode(self, images: Tensor, *, teacher: bool = True) -> dict[str, Tensor]:
         """Everything test time needs from one forward (call in eval mode): ``code`` the student's ±1 code
-        ``(B, bits)``, ``float`` its real-valued vector, ``teacher_code`` the teacher's ±1 code (SSR only),
-        ``attribute_logits`` ``(B, A)`` (with attribute heads)."""
+        ``(B, bits)``, ``float`` its real-valued vector, ``teacher_code`` the teacher's ±1 code (SSR only, and
+        only with ``teacher``: the teacher's stages run only for it), ``attribute_logits`` ``(B, A)`` (with
+        attribute heads)."""
         check_images(images, "SSRHashing", training=self.training, reference=self)
-        vectors = self._vectors(images)
+        wanted = ("student", "teacher") if teacher and self.config.distilled else ("student",)
+        vectors = self._vectors(images, wanted)
         student = torch.cat(list(vectors["student"].values()), dim=1)
         out = {"float": student, "code": quantize(student, self.config.relaxation)}
         if "teacher" in vectors:
@@ -235,9 +238,13 @@ class SSRHashing(nn.Module):
 
     def forward(self, images: Tensor) -> Any:
         if not self.training:
-            key = {"student": "code", "teacher": "teacher_code", "float": "float",
-                   "attributes": "attribute_logits"}[self.eval_output]
-            return self.encode(images)[key]
+            if self.eval_output == "teacher":
+                check_images(images, "SSRHashing", training=False, reference=self)
+                vectors = self._vectors(images, ("teacher",))["teacher"]
+                return quantize(torch.cat(list(vectors.values()), dim=1), "ssr")
+            # the retrieval code runs the trunk and the student only: test time has no teacher
+            key = {"student": "code", "float": "float", "attributes": "attribute_logits"}[self.eval_output]
+            return self.encode(images, teacher=False)[key]
         check_images(images, "SSRHashing", training=True, reference=self)
         vectors = self._vectors(images)
         out: dict[str, dict[str, Tensor]] = {}

@@ -111,3 +111,19 @@ def test_stripes_need_a_map_height_divisible_by_six(images):
     model = _model(bits=128)
     with pytest.raises(ValueError, match="not divisible by parts=6"):
         model(torch.randn(2, 3, 128, 64))
+
+
+def test_the_retrieval_code_runs_without_the_teacher(images):
+    from reidlib.eval import efficiency
+
+    model = _model(bits=128).eval()
+    ran = []
+    model.stages["teacher"].register_forward_hook(lambda *a: ran.append("teacher"))
+    with torch.no_grad():
+        model(images)
+        assert ran == [], "the student's code needs no teacher"
+        model.encode(images)
+        assert ran == ["teacher"], "encode (all views) runs it"
+    e = efficiency(model, 96, 32, batch=2, iters=1, warmup=0, device="cpu")
+    teacher = sum(p.numel() for m in (model.stages["teacher"], model.branches["teacher"]) for p in m.parameters())
+    assert e["feature_dim"] == 128 and e["test_params"] <= e["params"] - teacher
