@@ -21,6 +21,7 @@ imported from the submodule, ``from reidlib.models.quantize import quantize, sig
 # the house's networks register themselves on import (one line each)
 from . import (
     esnet,  # noqa: E402,F401  (ES-Net: AIB + ESB)
+    fusion,  # noqa: E402,F401  (the feature-fusion paper: FMR, SAM + CAM, MGO, MPFE)
     hashing,  # noqa: E402,F401  (the hashing paper: SSR teacher + student, AAB, attributes)
     henet,  # noqa: E402,F401  (HENet: G1 + P4 + R16)
 )

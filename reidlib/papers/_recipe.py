@@ -18,7 +18,7 @@ from typing import Any
 
 from reidlib.engine.config import parse_bool, parse_int_list
 
-__all__ = ["Recipe", "convert", "imagenet_start", "parse_bool"]
+__all__ = ["Recipe", "convert", "imagenet_start", "named_variant", "parse_bool"]
 
 
 def _parse_list(name: str, value: Any) -> list[int]:
@@ -31,6 +31,21 @@ def _parse_list(name: str, value: Any) -> list[int]:
         return [int(v) for v in value]
     except (TypeError, ValueError):
         raise ValueError(f"parameter {name!r} must be a list of integers such as [40, 70], got {value!r}") from None
+
+
+def named_variant(variants: Mapping[str, Any], variant: str, overrides: Mapping[str, Any], paper: str) -> Any:
+    """The config dataclass of the named row ``variant`` of ``variants`` with ``overrides`` applied (the config
+    validates their values); an unknown variant or field is a ``ValueError`` listing the known ones."""
+    from dataclasses import fields, replace
+
+    if variant not in variants:
+        raise ValueError(f"unknown {paper} variant {variant!r} (parameter 'variant'); expected one of {list(variants)}")
+    cls = type(variants[variant])
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}; known: {known}")
+    return replace(variants[variant], **overrides)
 
 
 def imagenet_start(settings: Mapping[str, Any]) -> bool:

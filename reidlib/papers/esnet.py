@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, get_args
 
@@ -27,7 +27,7 @@ from reidlib.engine.trainer import Hook
 from reidlib.models.esnet import ESNet, ESNetConfig
 from reidlib.nn import Metric
 
-from ._recipe import Recipe, imagenet_start
+from ._recipe import Recipe, imagenet_start, named_variant
 from .baseline import CPU_PROTOCOL, PAPER_TRIPLET
 
 __all__ = ["VARIANTS", "PRESETS", "TrainingPreset", "TABLE_ROWS", "ROW_ALIASES", "CLAIMS", "RECIPE", "Demo",
@@ -172,13 +172,7 @@ _OVERRIDES = {"erasing_ratio": "ratio", "erasing_prob": "prob", "saliency_layer"
 
 def model_config(variant: str = "esnet", **overrides: Any) -> ESNetConfig:
     """The :class:`ESNetConfig` of a named row with some fields changed (validated)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown ES-Net variant {variant!r} (parameter 'variant'); expected one of {list(VARIANTS)}")
-    known = [f.name for f in dataclasses.fields(ESNetConfig)]
-    unknown = sorted(set(overrides) - set(known))
-    if unknown:
-        raise ValueError(f"unknown ESNetConfig fields {unknown}; known: {known}")
-    return replace(VARIANTS[variant], **overrides)
+    return named_variant(VARIANTS, variant, overrides, "ES-Net")
 
 
 def build(variant: str = "esnet", num_classes: int = 751, **kwargs: Any) -> ESNet:

@@ -26,7 +26,7 @@ sweep (``afr``: mAP and rank-1 against w, :func:`afr_curve`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from typing import Any, get_args
 
 import numpy as np
@@ -39,7 +39,7 @@ from reidlib.models.hashing import HashingConfig
 from reidlib.models.quantize import DSH_WEIGHT, dsh_regulariser
 from reidlib.nn import Metric
 
-from ._recipe import Recipe, imagenet_start
+from ._recipe import Recipe, imagenet_start, named_variant
 from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 
 __all__ = ["afr_frame", "ALPHA_BN", "ALPHA_NO_BN", "BETA", "CANONICAL", "CLAIMS", "HashingEvaluation", "PAPER_PRESET", "RECIPE",
@@ -86,13 +86,7 @@ CLAIMS: list[tuple[str, str, str]] = [
 
 def model_config(variant: str = "full", **overrides: Any) -> HashingConfig:
     """The :class:`HashingConfig` of a named row with some fields changed (validated by the config)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown hashing variant {variant!r} (parameter 'variant'); expected one of {list(VARIANTS)}")
-    known = [f.name for f in fields(HashingConfig)]
-    unknown = sorted(set(overrides) - set(known))
-    if unknown:
-        raise ValueError(f"unknown HashingConfig fields {unknown}; known: {known}")
-    return replace(VARIANTS[variant], **overrides)
+    return named_variant(VARIANTS, variant, overrides, "hashing")
 
 
 @register_term("dsh")

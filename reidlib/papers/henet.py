@@ -26,7 +26,7 @@ import pandas as pd
 from reidlib.models.henet import HENetConfig
 from reidlib.nn import Metric
 
-from ._recipe import Recipe, imagenet_start
+from ._recipe import Recipe, imagenet_start, named_variant
 from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 
 __all__ = ["VARIANTS", "TABLE_OF", "SAME_NETWORK", "CANONICAL", "CLAIMS", "TABLE_3_MSE", "TABLE_RESULTS",
@@ -106,15 +106,7 @@ CLAIMS: list[tuple[str, str, str]] = [
 
 def model_config(variant: str = "base+losses", **overrides: Any) -> HENetConfig:
     """The :class:`HENetConfig` of a named row with some fields changed (validated by the config)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown HENet variant {variant!r} (parameter 'variant'); expected one of {list(VARIANTS)}")
-    from dataclasses import fields
-
-    known = [f.name for f in fields(HENetConfig)]
-    unknown = sorted(set(overrides) - set(known))
-    if unknown:
-        raise ValueError(f"unknown HENetConfig fields {unknown}; known: {known}")
-    return replace(VARIANTS[variant], **overrides)
+    return named_variant(VARIANTS, variant, overrides, "HENet")
 
 
 def criterion_options(config: HENetConfig, margin: float = TRIPLET_MARGIN, metric: str = "euclidean",

@@ -27,9 +27,10 @@ class Recorder(Hook):
 
 
 @pytest.mark.slow
-def test_on_setup_gets_the_dataset_and_the_test_transform_before_training(tmp_path):
+def test_on_setup_gets_the_dataset_and_the_test_transform_before_training(tmp_path, monkeypatch):
     from reidlib.papers import baseline
 
+    monkeypatch.chdir(tmp_path)  # the run's checkpoint folder (runs/) is relative to the working directory
     cfg = baseline.config(synthped_preset="tiny", backbone="resnet18", pretrained=False, height=64, width=32,
                           epochs=1, P=4, K=2, warmup_epochs=0, milestones=[], eval_every=1, max_steps_per_epoch=2,
                           device="cpu", num_threads=1, run_name="hooks", output_dir=str(tmp_path), progress=False)
