@@ -373,7 +373,8 @@ def records_frame(results: Any = None) -> pd.DataFrame:
         t = teacher_view(r)
         if t is not None:
             final = {**r["final"], "mAP": t["mAP"], "rank1": t["rank1"], "per_query": t["per_query"], "mINP": np.nan}
-            final.pop("mAP_hard", None)
+            for key in ("mAP_hard", "attributes", "float", "afr"):  # the student's, not the teacher's
+                final.pop(key, None)
             teachers.append({**r, "variant": f"{CANONICAL.get(r['variant'], r['variant'])}:teacher", "final": final})
     frame = runs_table([*records, *teachers], extra=extra)
     if len(frame):
