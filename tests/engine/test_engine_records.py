@@ -86,7 +86,7 @@ def test_every_committed_record_is_schema_2_and_names_its_model():
     records = rr.read_records(ROOT / "results")
     assert records, "the book reads committed run records"
     for r in records:
-        assert r["schema_version"] == 2 and r["config"]["model"] in ("baseline", "esnet"), r["path"]
+        assert r["schema_version"] == 2 and r["config"]["model"] in ("baseline", "esnet", "ssr_hashing"), r["path"]
         assert r["num_classes"] == r["dataset_summary"]["train"]["ids"], r["path"]
         if r["config"]["model"] == "esnet":
             from dataclasses import fields
@@ -95,3 +95,9 @@ def test_every_committed_record_is_schema_2_and_names_its_model():
 
             assert set(r["config"]["model_options"]) == {f.name for f in fields(ESNetConfig)}, r["path"]
             assert "_P0" not in r["run_name"], "P is the batch's identity count, never the erasing probability"
+        if r["config"]["model"] == "ssr_hashing":
+            from dataclasses import fields
+
+            from reidlib.models.hashing import HashingConfig
+
+            assert set(r["config"]["model_options"]) == {f.name for f in fields(HashingConfig)}, r["path"]

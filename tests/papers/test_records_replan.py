@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from reidlib.engine.records import read_records
-from reidlib.papers import baseline, esnet, henet
+from reidlib.papers.regime import RECIPES
 from reidlib.paths import results_dir
 
 RECORDS = read_records(results_dir())
@@ -14,19 +14,23 @@ RECORDS = read_records(results_dir())
 
 @pytest.mark.parametrize("record", RECORDS, ids=[r["run_name"] for r in RECORDS])
 def test_record_replans_through_its_recipe(record, tmp_path):
-    recipe = {"esnet": esnet, "baseline": baseline, "henet": henet}[record["chapter"]]
+    recipe = RECIPES[record["chapter"]]
     params = dict(record["parameters"], device="cpu", amp=False, resume=False)
     if params.get("data_root"):
         params["data_root"] = str(tmp_path)  # the real data is not needed to plan the run
     cfg = recipe.config(**params)
     assert cfg.name == record["run_name"]
     assert cfg.model == record["config"]["model"] and cfg.variant == record["variant"]
-    if record["chapter"] in ("esnet", "henet"):
+    if record["chapter"] in ("esnet", "henet", "hashing"):
         options = record["config"]["model_options"]
         if record["chapter"] == "henet":  # JSON gives lists where the config holds tuples
             from reidlib.models.henet import HENetConfig
 
             assert HENetConfig(**cfg.model_options) == HENetConfig(**options)
+        elif record["chapter"] == "hashing":
+            from reidlib.models.hashing import HashingConfig
+
+            assert HashingConfig(**cfg.model_options) == HashingConfig(**options)
         else:
             assert cfg.model_options == options
         assert cfg.criterion_options["triplet_weight"] == record["config"]["criterion_options"]["triplet_weight"]
