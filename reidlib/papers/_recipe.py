@@ -18,7 +18,7 @@ from typing import Any
 
 from reidlib.engine.config import parse_bool, parse_int_list
 
-__all__ = ["Recipe", "convert", "imagenet_start", "named_variant", "parse_bool"]
+__all__ = ["Demo", "Recipe", "convert", "imagenet_start", "named_variant", "parse_bool"]
 
 
 def _parse_list(name: str, value: Any) -> list[int]:
@@ -31,6 +31,27 @@ def _parse_list(name: str, value: Any) -> list[int]:
         return [int(v) for v in value]
     except (TypeError, ValueError):
         raise ValueError(f"parameter {name!r} must be a list of integers such as [40, 70], got {value!r}") from None
+
+
+@dataclass
+class Demo:
+    """A chapter's demo model for its method pages: ``model`` (eval mode), the ``dataset`` it was trained on,
+    the test ``transform``, where the weights came from (``source``), and the ``variant``."""
+
+    model: Any
+    dataset: Any
+    transform: Any
+    source: str
+    variant: str
+
+    def images(self, records: Any) -> Any:
+        """Normalised test-time images ``(N, 3, H, W)`` of some records, at the transform's size."""
+        import torch
+
+        from reidlib.data import ImageDataset
+
+        ds = ImageDataset(list(records), self.transform)
+        return torch.stack([ds[i][0] for i in range(len(ds))])
 
 
 def named_variant(variants: Mapping[str, Any], variant: str, overrides: Mapping[str, Any], paper: str) -> Any:

@@ -27,7 +27,7 @@ from reidlib.engine.trainer import Hook
 from reidlib.models.esnet import ESNet, ESNetConfig
 from reidlib.nn import Metric
 
-from ._recipe import Recipe, imagenet_start, named_variant
+from ._recipe import Demo, Recipe, imagenet_start, named_variant
 from .baseline import CPU_PROTOCOL, PAPER_TRIPLET
 
 __all__ = ["VARIANTS", "PRESETS", "TrainingPreset", "TABLE_ROWS", "ROW_ALIASES", "CLAIMS", "RECIPE", "Demo",
@@ -323,25 +323,6 @@ def records_frame(results: Any = None):
 # ---- the demo model of the method pages -----------------------------------------------------------
 DEMO_HEIGHT, DEMO_WIDTH = 128, 64
 DEMO_VERSION = 2  # 2: trained through the recipe's criterion, without pad-and-crop
-
-
-@dataclass
-class Demo:
-    """``model`` (eval mode), the ``dataset`` it was trained on, the test ``transform``, where the weights
-    came from (``source``), and the ``variant``."""
-
-    model: ESNet
-    dataset: Any
-    transform: Any
-    source: str
-    variant: str
-
-    def images(self, records: Any) -> torch.Tensor:
-        """Normalised test-time images ``(N, 3, 128, 64)`` of some records."""
-        from reidlib.data import ImageDataset
-
-        ds = ImageDataset(list(records), self.transform)
-        return torch.stack([ds[i][0] for i in range(len(ds))])
 
 
 def _chapter_checkpoint(variant: str) -> tuple[Path, str] | None:

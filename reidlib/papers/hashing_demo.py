@@ -16,7 +16,7 @@ show shapes (e.g. how saturated a relaxation's outputs become), never accuracies
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -24,33 +24,15 @@ import torch
 from reidlib.models.hashing import SSRHashing
 from reidlib.paths import cache_dir
 
+from ._recipe import Demo
 from .baseline import CPU_PROTOCOL
 from .hashing import VARIANTS, HashingEvaluation, criterion_options
 
-__all__ = ["DEMO_HEIGHT", "DEMO_WIDTH", "DEMO_VERSION", "HashingDemo", "demo_path", "load_demo"]
+__all__ = ["DEMO_HEIGHT", "DEMO_WIDTH", "DEMO_VERSION", "Demo", "demo_path", "load_demo"]
 
 DEMO_HEIGHT, DEMO_WIDTH = 96, 32
 DEMO_VERSION = 1
 DEMO_P, DEMO_K, DEMO_LR = 6, 4, 1e-3
-
-
-@dataclass
-class HashingDemo:
-    """``model`` (eval mode), the ``dataset`` it was trained on, the test ``transform``, where the weights
-    came from (``source``), and the ``variant``."""
-
-    model: SSRHashing
-    dataset: Any
-    transform: Any
-    source: str
-    variant: str
-
-    def images(self, records: Any) -> torch.Tensor:
-        """Normalised test-time images ``(N, 3, 96, 32)`` of some records."""
-        from reidlib.data import ImageDataset
-
-        ds = ImageDataset(list(records), self.transform)
-        return torch.stack([ds[i][0] for i in range(len(ds))])
 
 
 def demo_path(variant: str, steps: int, seed: int):
@@ -84,7 +66,7 @@ def _train(model: SSRHashing, ds: Any, test_tf: Any, steps: int, seed: int) -> N
             max_steps_per_epoch=per_epoch, progress=False).fit()
 
 
-def load_demo(variant: str, *, steps: int = 48, seed: int = 0) -> HashingDemo:
+def load_demo(variant: str, *, steps: int = 48, seed: int = 0) -> Demo:
     """The hashing network of the named row ``variant`` (a key of :data:`~reidlib.papers.hashing.VARIANTS`,
     e.g. ``"sigmoid"``, ``"tanh"``, ``"hardsigmoid"``, ``"ssr"``), trained ``steps`` steps on synthped ``tiny``
     (see the module docstring), in eval mode; trained once and cached (:func:`demo_path`)."""
@@ -110,5 +92,5 @@ def load_demo(variant: str, *, steps: int = 48, seed: int = 0) -> HashingDemo:
         finally:
             torch.set_num_threads(threads)
         save_checkpoint({"model": model.state_dict()}, cached)
-    return HashingDemo(model.eval(), ds, test_tf, f"{steps} training steps on synthped 'tiny' (cached at {cached.name})",
+    return Demo(model.eval(), ds, test_tf, f"{steps} training steps on synthped 'tiny' (cached at {cached.name})",
                        variant)
