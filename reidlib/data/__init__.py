@@ -29,6 +29,7 @@ __all__ = [
     "ReIDDataset",
     "UnreadableImageError",
     "attributes",
+    "collate_images",
     "build_dataset",
     "parse_filename",
     "register_dataset",
@@ -37,7 +38,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # The image dataset needs torch; import it on first use so that parsing stays light.
-    if name in ("ImageDataset", "UnreadableImageError"):
+    if name in ("ImageDataset", "UnreadableImageError", "collate_images"):
         from . import image_dataset
         return getattr(image_dataset, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .datasets import DatasetLayoutError, DatasetNotFoundError
 from .image_record import Record
 
-__all__ = ["ImageDataset", "UnreadableImageError", "read_image", "verify_images"]
+__all__ = ["ImageDataset", "UnreadableImageError", "collate_images", "read_image", "verify_images"]
 
 
 class UnreadableImageError(DatasetLayoutError):
@@ -103,3 +103,15 @@ def verify_images(records: Sequence[Record], *, progress: bool = True) -> None:
     """Decode every image of ``records`` and raise on the first unreadable one (naming the file)."""
     for record in tqdm(records, desc="verify images", disable=not progress):
         read_image(record.path)
+
+
+def collate_images(items: Sequence[tuple]) -> tuple:
+    """Collate ``(image (3, H, W), pid, camid, index)`` items: images stacked to ``(B, 3, H, W)`` when they
+    share one size, else kept as a list of ``B`` tensors (aspect-preserving inputs,
+    :func:`reidlib.data.transforms.build_aspect_transforms`); the labels as ``(B,)`` long tensors."""
+    if not items:
+        raise ValueError("collate_images: got an empty batch")
+    images = [it[0] for it in items]
+    same = all(im.shape == images[0].shape for im in images)
+    labels = [torch.as_tensor([int(it[k]) for it in items], dtype=torch.long) for k in (1, 2, 3)]
+    return (torch.stack(images) if same else images, *labels)

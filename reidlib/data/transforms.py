@@ -49,7 +49,8 @@ from torchvision.transforms.v2._utils import is_pure_tensor
 from reidlib.registry import Registry
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "ErasingBox", "ErasingTransform", "ProgressiveCutout",
+    "IMAGENET_MEAN", "IMAGENET_STD", "RandomPadCrop", "build_aspect_transforms",
+    "ErasingBox", "ErasingTransform", "ProgressiveCutout",
     "RandomErasing", "RandomPolygon", "RandomPolygonErasing", "apply_erasing", "build_transforms",
     "progressive_cutout_mask", "random_erasing_mask", "random_polygon_erasing_mask",
     "sample_erasing_box", "sample_random_polygon", "set_progress", "ERASERS", "build_eraser", "register_eraser",
@@ -612,6 +613,57 @@ def build_transforms(height: int, width: int, *, train: bool, random_erasing: fl
             steps.append(RandomPolygonErasing(random_polygon_erasing, value=mean, **(polygon_options or {})))
         if progressive_cutout > 0:
             steps.append(ProgressiveCutout(progressive_cutout, **(cutout_options or {})))
+    steps.append(v2.Normalize(list(mean), list(std)))
+    return v2.Compose(steps)
+
+
+class RandomPadCrop(nn.Module):
+    """Zero-pad by ``padding`` px and crop back to the image's *own* size at a random offset: the pad-and-crop
+    of :func:`build_transforms` for images that do not share one size. ``(..., C, H, W) -> (..., C, H, W)``;
+    the offset is drawn from torch's global generator (the trainer seeds it per sample)."""
+
+    def __init__(self, padding: int) -> None:
+        super().__init__()
+        self.padding = _check_int("padding", padding, 0)
+
+    def forward(self, image: Tensor) -> Tensor:
+        if self.padding == 0:
+            return image
+        h, w = image.shape[-2:]
+        pad = self.padding
+        padded = torch.nn.functional.pad(image, (pad, pad, pad, pad))
+        top, left = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,)))
+        return padded[..., top:top + h, left:left + w]
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}"
+
+
+def build_aspect_transforms(largest_side: int, *, train: bool, flip: float = 0.0, padding: int = 0,
+                            progressive_cutout: float = 0.0, cutout_options: dict[str, Any] | None = None,
+                            mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
+    """The aspect-preserving pipeline ("Re-ID done right", Sec. 3.2 "Image size"): resize each image so that
+    its *largest* side is ``largest_side`` px, keeping its aspect ratio (no fixed box: images of different
+    shapes come out at different sizes, :func:`reidlib.data.collate_images` batches them); in training a
+    horizontal flip (prob. ``flip``), a ``padding`` px pad-and-crop at the image's own size
+    (:class:`RandomPadCrop`), :class:`ProgressiveCutout` (prob. ``progressive_cutout``, ``cutout_options``)
+    on ``[0, 1]`` values, i.e. before the normalisation with ``mean``/``std``."""
+    if not (_is_integral(largest_side) and int(largest_side) >= 1):
+        raise ValueError(f"largest_side must be a positive int (px), got {largest_side!r}")
+    padding = _check_int("padding", padding, 0)
+    for name, value in (("progressive_cutout", progressive_cutout), ("flip", flip)):
+        _check_probability(name, value)
+    mean, std = _check_mean_std(mean, std)
+    _check_eraser_options("cutout_options", cutout_options, ProgressiveCutout, ("p",))
+    steps: list[nn.Module] = [v2.ToImage(), v2.Resize(size=None, max_size=int(largest_side), antialias=True)]
+    if train:
+        if flip > 0:
+            steps.append(v2.RandomHorizontalFlip(flip))
+        if padding > 0:
+            steps.append(RandomPadCrop(padding))
+    steps.append(v2.ToDtype(torch.float32, scale=True))
+    if train and progressive_cutout > 0:
+        steps.append(ProgressiveCutout(progressive_cutout, **(cutout_options or {})))
     steps.append(v2.Normalize(list(mean), list(std)))
     return v2.Compose(steps)
 

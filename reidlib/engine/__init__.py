@@ -10,13 +10,15 @@ from .checkpoint import CheckpointMismatchError, load_checkpoint, load_model_sta
 from .config import TrainConfig
 from .distributed import DistInfo, init_distributed, wrap_model
 from .features import FeatureExtractor, extract_features
+from .mining import HardTriplets, PoolMiningSampler, RandomTripletSampler, embed_indices, hardest_triplets
 from .records import RUN_RECORD_SCHEMA, read_record, read_records, validate_record, write_record
 from .run import BaselineCriterion, run_training
 from .schedules import SCHEDULES, ExponentialHalving, WarmupMultiStep, build_schedule, register_schedule
 from .trainer import Batch, Hook, LambdaHook, Trainer
 
 __all__ = [
-    "Batch", "BaselineCriterion", "CheckpointMismatchError", "DistInfo", "ExponentialHalving", "FeatureExtractor",
+    "Batch", "BaselineCriterion", "HardTriplets", "PoolMiningSampler", "RandomTripletSampler", "embed_indices",
+    "hardest_triplets", "CheckpointMismatchError", "DistInfo", "ExponentialHalving", "FeatureExtractor",
     "Hook", "LambdaHook", "RUN_RECORD_SCHEMA", "SCHEDULES", "TrainConfig", "Trainer", "WarmupMultiStep",
     "build_schedule", "extract_features", "init_distributed", "load_checkpoint", "load_model_state", "read_record",
     "read_records", "register_schedule", "run_training", "save_checkpoint", "validate_record", "wrap_model",

@@ -28,7 +28,9 @@ def extract_features(model: nn.Module, loader: Iterable, *, device: str | torch.
 
     Args:
         model: in eval mode maps ``(B, 3, H, W)`` to ``(B, D)`` (put in eval mode here, and restored).
-        loader: yields ``(images (B, 3, H, W), pids (B,), camids (B,), ...)``.
+        loader: yields ``(images (B, 3, H, W), pids (B,), camids (B,), ...)``; ``images`` may be a list of
+            ``(3, H_i, W_i)`` tensors of different sizes (:func:`reidlib.data.collate_images`), for a model
+            that takes such a list.
         flip: average each descriptor with its horizontal mirror's.
         amp: float16 autocast (CUDA only).
 
@@ -42,13 +44,19 @@ def extract_features(model: nn.Module, loader: Iterable, *, device: str | torch.
     feats, pids, camids = [], [], []
     try:
         for images, pid, camid, *_ in tqdm(loader, desc=desc, disable=not progress, leave=False, mininterval=1.0):
-            images = images.to(device, non_blocking=device.type == "cuda")
-            if channels_last and device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
+            nb = device.type == "cuda"
+            if isinstance(images, (list, tuple)):  # variable-size images: the model forwards them one by one
+                images = [im.to(device, non_blocking=nb) for im in images]
+                mirrored = [torch.flip(im, dims=[2]) for im in images] if flip else None
+            else:
+                images = images.to(device, non_blocking=nb)
+                if channels_last and nb:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                mirrored = torch.flip(images, dims=[3]) if flip else None
             with autocast:
                 f = model(images).float()
                 if flip:
-                    f = (f + model(torch.flip(images, dims=[3])).float()) / 2
+                    f = (f + model(mirrored).float()) / 2
             feats.append(f.cpu())
             pids.append(torch.as_tensor(pid))
             camids.append(torch.as_tensor(camid))

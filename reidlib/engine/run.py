@@ -84,14 +84,19 @@ def dataset_root(cfg: TrainConfig, info: DistInfo | None = None) -> str:
 
 
 def make_evaluator(query: Sequence, gallery: Sequence, transform: Callable, cfg: TrainConfig,
-                   device: torch.device, hard_pids: Iterable[int] = ()) -> Callable[[nn.Module], dict[str, Any]]:
+                   device: torch.device, hard_pids: Iterable[int] = (), *, collate_fn: Callable | None = None,
+                   rerank: Callable | None = None) -> Callable[[nn.Module], dict[str, Any]]:
     """``model -> metrics``: flip-averaged features of query and gallery, distances, and
     mAP / mINP / CMC (``reidlib.eval.evaluate``, Market-1501 protocol).
 
     Also ``per_query`` (``AP``, ``rank1`` and ``query_index`` of the valid queries, for the bootstrap
     intervals and paired differences of :mod:`reidlib.eval.bootstrap`) and, where ``hard_pids`` is not
     empty (synthped's hard groups), ``mAP_hard`` / ``rank1_hard`` / ``num_hard_queries``: the same
-    metrics over the queries of those identities."""
+    metrics over the queries of those identities.
+
+    ``collate_fn`` batches the images (:func:`reidlib.data.collate_images` for images of different sizes);
+    ``rerank``, ``(query features, gallery features) -> distance matrix``, adds the same metrics after that
+    re-ranking under ``"reranked"`` (a paper's query expansion)."""
     from reidlib.data import ImageDataset
     from reidlib.eval import distance, evaluate, valid_query_values
 
@@ -99,7 +104,8 @@ def make_evaluator(query: Sequence, gallery: Sequence, transform: Callable, cfg:
 
     def loader(records: Sequence) -> DataLoader:
         return DataLoader(ImageDataset(records, transform), batch_size=cfg.test_batch_size, shuffle=False,
-                          num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+                          num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                          **({"collate_fn": collate_fn} if collate_fn else {}))
 
     q_loader, g_loader = loader(query), loader(gallery)
     use_amp = cfg.amp and device.type == "cuda"
@@ -109,15 +115,20 @@ def make_evaluator(query: Sequence, gallery: Sequence, transform: Callable, cfg:
                   progress=cfg.progress)
         qf, qp, qc = extract_features(model, q_loader, desc="query", **kw)
         gf, gp, gc = extract_features(model, g_loader, desc="gallery", **kw)
-        res = evaluate(distance(qf, gf, cfg.eval_metric), qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy(),
-                       per_query=True)
+        out = metrics_of(distance(qf, gf, cfg.eval_metric), qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy())
+        if rerank is not None:
+            out["reranked"] = metrics_of(rerank(qf, gf), qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy())
+        return out
+
+    def metrics_of(dist: Any, qp: np.ndarray, gp: np.ndarray, qc: np.ndarray, gc: np.ndarray) -> dict[str, Any]:
+        res = evaluate(dist, qp, gp, qc, gc, per_query=True)
         cmc = [float(x) for x in res["cmc"][:CMC_RANKS_KEPT]]
         pq = valid_query_values(res)
         valid, ap, hit = pq["query_index"], pq["AP"], pq["rank1"]
         out = {"metric": cfg.eval_metric, "mAP": float(res["mAP"]), "mINP": float(res["mINP"]), "rank1": cmc[0],
                "rank5": cmc[4], "rank10": cmc[9], "cmc": cmc, "num_valid_queries": int(res["num_valid_queries"])}
         if hard:
-            is_hard = np.isin(qp.numpy()[valid], sorted(hard))
+            is_hard = np.isin(qp[valid], sorted(hard))
             if is_hard.any():
                 out.update(mAP_hard=float(ap[is_hard].mean()), rank1_hard=float(hit[is_hard].mean()),
                            num_hard_queries=int(is_hard.sum()))
@@ -204,9 +215,9 @@ def run_training(config: TrainConfig | Mapping[str, Any], *, notebook: str | Non
             "checkpoint": checkpoint_reference(trainer.checkpoint_path),
             "notebook": notebook,
             "parameters": dict(parameters) if parameters is not None else None,
-            "dataset_summary": _summary(ds),
+            "dataset_summary": dataset_summary(ds),
             "normalization": dict(zip(("mean", "std"), map(list, input_normalization(cfg.backbone)))),
-            "epochs": [_epoch_entry(h) for h in history],
+            "epochs": [epoch_entry(h) for h in history],
             "final": final,
             "efficiency": efficiency(module, cfg.height, cfg.width, batch=min(32, cfg.test_batch_size),
                                      device=device),
@@ -242,17 +253,18 @@ def checkpoint_reference(path: str | os.PathLike | None) -> str | None:
     return str(full)
 
 
-def _epoch_entry(log: Mapping[str, Any]) -> dict[str, Any]:
+def epoch_entry(log: Mapping[str, Any]) -> dict[str, Any]:
+    """A trainer's epoch log as a run record keeps it: per-epoch metrics without their lists and dicts."""
     entry = dict(log)
     if "metrics" in entry:  # per-epoch metrics keep the scalars; the CMC and per-query values are in "final"
         entry["metrics"] = {k: v for k, v in entry["metrics"].items() if not isinstance(v, (list, dict))}
     return entry
 
 
-def _summary(ds: Any) -> dict[str, Any]:
+def dataset_summary(ds: Any) -> dict[str, Any]:
     """The dataset's summary table (images / ids / cameras per split) as plain data."""
     return json.loads(ds.summary().to_json(orient="index"))
 
 
 __all__ = ["run_training", "BaselineCriterion", "build_optimizer", "build_config_schedule", "build_run_model",
-           "build_run_transforms", "checkpoint_reference", "make_evaluator", "dataset_root"]
+           "build_run_transforms", "checkpoint_reference", "make_evaluator", "dataset_root", "dataset_summary", "epoch_entry"]

@@ -113,7 +113,9 @@ class Batch:
     """One training batch. Hooks may replace ``images`` or add entries to ``extra``.
 
     Attributes:
-        images: ``(B, 3, H, W)`` float tensor.
+        images: ``(B, 3, H, W)`` float tensor, or a list of ``B`` ``(3, H_i, W_i)`` tensors when the images
+            differ in size (aspect-preserving inputs, :func:`reidlib.data.collate_images`); a model that
+            takes such a list forwards its images one by one.
         pids: ``(B,)`` train labels ``0..N-1``.
         camids: ``(B,)`` 0-based cameras.
         indices: ``(B,)`` positions in the training set.
@@ -138,14 +140,17 @@ class Batch:
 
     def to(self, device: torch.device, *, channels_last: bool = False) -> Batch:
         nb = device.type == "cuda"
-        images = self.images.to(device, non_blocking=nb)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        if isinstance(self.images, (list, tuple)):
+            images = [im.to(device, non_blocking=nb) for im in self.images]
+        else:
+            images = self.images.to(device, non_blocking=nb)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
         return Batch(images, self.pids.to(device, non_blocking=nb), self.camids.to(device, non_blocking=nb),
                      self.indices.to(device, non_blocking=nb), self.extra)
 
     def __len__(self) -> int:
-        return int(self.images.shape[0])
+        return len(self.images) if isinstance(self.images, (list, tuple)) else int(self.images.shape[0])
 
 
 class Hook:

@@ -1,5 +1,5 @@
 """reidlib.eval: the re-ID evaluation protocol (CMC, mAP, mINP), distances, protocols, bootstrap intervals,
-efficiency figures and HENet's Efficiency Score.
+efficiency figures, HENet's Efficiency Score and the QE + DBA re-rank of Almazán et al. (2018).
 
 Import layer: eval sits above data/models/losses/engine and must not import engine.
 """
@@ -8,6 +8,7 @@ from .distance import distance
 from .efficiency import ES_COLUMNS, efficiency, efficiency_score, efficiency_score_terms
 from .metrics import evaluate, evaluate_multi_query, evaluate_ranking, evaluate_reference, pool_multi_query
 from .protocols import VEHICLEID_TEST_SIZES, evaluate_vehicleid, vehicleid_split
+from .rerank import average_query_expansion, database_augmentation, nearest_neighbours, qe_dba
 
 __all__ = [
     "distance",
@@ -27,4 +28,8 @@ __all__ = [
     "bootstrap_interval",
     "paired_bootstrap_difference",
     "valid_query_values",
+    "qe_dba",
+    "database_augmentation",
+    "average_query_expansion",
+    "nearest_neighbours",
 ]

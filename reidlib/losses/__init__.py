@@ -7,7 +7,16 @@ from .distillation import SSRTerm, binarize, ssr_distillation
 from .oim import UNLABELED, OIMLoss, OIMTerm
 from .reconstruction import low_resolution, reconstruction_loss
 from .softmax import CrossEntropyLabelSmooth
-from .triplet import BatchHardMining, TripletLoss, batch_hard_mining, easiest_positive, pairwise_distance
+from .triplet import (
+    BatchHardMining,
+    DotProductTripletLoss,
+    TripletLoss,
+    batch_hard_mining,
+    dot_product_triplet,
+    easiest_positive,
+    pairwise_distance,
+    split_triplets,
+)
 
 __all__ = [
     "CRITERIA",
@@ -29,7 +38,10 @@ __all__ = [
     "reconstruction_loss",
     "UNLABELED",
     "BatchHardMining",
+    "DotProductTripletLoss",
     "TripletLoss",
+    "dot_product_triplet",
+    "split_triplets",
     "batch_hard_mining",
     "easiest_positive",
     "pairwise_distance",

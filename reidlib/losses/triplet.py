@@ -8,6 +8,14 @@ For each anchor ``a`` of a P x K batch, the hardest positive (farthest sample of
 
 with ``D`` the Euclidean distance or the cosine distance ``1 - cos``. Because ``[.]_+`` and
 softplus are increasing, each anchor's term is the largest term over all its (p, n) triplets.
+
+Beside it, the three-stream triplet of Almazán et al., "Re-ID done right" (2018), Eq. (1): given triplets
+(not P x K batches), a *dot-product* margin on l2-normalised descriptors,
+
+    L(q, d+, d-) = max(0, m + q.d- - q.d+),      m = 0.1,
+
+which for unit vectors (``q.d = 1 - ||q - d||^2 / 2``) is ``1/2 max(0, 2m + ||q - d+||^2 - ||q - d-||^2)``:
+a *squared*-Euclidean margin 0.2 with the loss halved (:func:`dot_product_triplet`).
 """
 from __future__ import annotations
 
@@ -19,7 +27,8 @@ from torch import Tensor, nn
 
 from reidlib.nn import Metric, pairwise_distance  # moved to the bottom layer; re-exported here (old home)
 
-__all__ = ["BatchHardMining", "TripletLoss", "batch_hard_mining", "easiest_positive", "pairwise_distance"]
+__all__ = ["BatchHardMining", "DotProductTripletLoss", "TripletLoss", "batch_hard_mining", "dot_product_triplet",
+           "easiest_positive", "pairwise_distance", "split_triplets"]
 
 
 class BatchHardMining(NamedTuple):
@@ -96,3 +105,50 @@ class TripletLoss(nn.Module):
     def extra_repr(self) -> str:
         margin = "soft" if self.soft_margin else self.margin
         return f"margin={margin}, metric={self.metric!r}"
+
+
+def split_triplets(feats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(3b, D)`` rows ordered ``[q1, p1, n1, q2, p2, n2, ...]`` (what a triplet sampler yields) ->
+    ``q, d+, d-``, each ``(b, D)``."""
+    if feats.dim() != 2 or feats.shape[0] % 3 or feats.shape[0] == 0:
+        raise ValueError(f"expected triplet features of shape (3b, D) ordered [q, d+, d-] per triplet, "
+                         f"got shape {tuple(feats.shape)}")
+    t = feats.view(-1, 3, feats.shape[1])
+    return t[:, 0], t[:, 1], t[:, 2]
+
+
+def dot_product_triplet(q: Tensor, pos: Tensor, neg: Tensor, margin: float = 0.1, *,
+                        reduction: str = "mean") -> Tensor:
+    """Eq. (1) of "Re-ID done right": ``max(0, m + q.d- - q.d+)`` per triplet, ``(b, D) x 3 -> (b,)`` or
+    its mean (``reduction="mean"``, the *choice* for the 64 accumulated triplets: a sum would scale the
+    learning rate by 64) or sum. The descriptors are expected l2-normalised (the model's last layer);
+    on unit vectors the loss lies in ``[0, 2 + m]`` and, where active, ``dL/dq = d- - d+``,
+    ``dL/dd+ = -q``, ``dL/dd- = q``."""
+    if not q.shape == pos.shape == neg.shape or q.dim() != 2:
+        raise ValueError(f"dot_product_triplet: q, d+ and d- must share one shape (b, D), got "
+                         f"{tuple(q.shape)}, {tuple(pos.shape)}, {tuple(neg.shape)}")
+    if not margin >= 0:
+        raise ValueError(f"dot_product_triplet: margin must be >= 0, got {margin!r}")
+    losses = F.relu(margin + (q * neg).sum(1) - (q * pos).sum(1))
+    if reduction == "none":
+        return losses
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"dot_product_triplet: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return losses.mean() if reduction == "mean" else losses.sum()
+
+
+class DotProductTripletLoss(nn.Module):
+    """Eq. (1) of "Re-ID done right" over a batch of triplets: ``forward(feats (3b, D)) -> scalar``, rows
+    ordered ``[q, d+, d-]`` per triplet (:func:`split_triplets`); ``margin`` m (0.1 in the paper)."""
+
+    def __init__(self, margin: float = 0.1) -> None:
+        super().__init__()
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
+            raise ValueError(f"DotProductTripletLoss: margin must be a number >= 0, got {margin!r}")
+        self.margin = float(margin)
+
+    def forward(self, feats: Tensor) -> Tensor:
+        return dot_product_triplet(*split_triplets(feats), self.margin)
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}"

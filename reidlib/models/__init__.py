@@ -1,7 +1,8 @@
 """reidlib.models: backbones, pooling, heads, shared blocks, the house's networks, and the registry.
 
 ``build_model(name, num_classes, **options)`` builds a registered network (``baseline``,
-``esnet``, ``ssr_hashing``, ``henet``; the papers' recipes in :mod:`reidlib.papers` register more). Every network follows one
+``esnet``, ``ssr_hashing``, ``henet``, ``mgo_fusion``, ``good_practices``; the papers' recipes in
+:mod:`reidlib.papers` register more). Every network follows one
 contract:
 
 * **train mode**: ``model(images (B, 3, H, W))`` -- or ``model(images, targets=pids)`` for a model
@@ -22,12 +23,14 @@ imported from the submodule, ``from reidlib.models.quantize import quantize, sig
 from . import (
     esnet,  # noqa: E402,F401  (ES-Net: AIB + ESB)
     fusion,  # noqa: E402,F401  (the feature-fusion paper: FMR, SAM + CAM, MGO, MPFE)
+    good_practices,  # noqa: E402,F401  ("Re-ID done right": max pooling, FC, l2)
     hashing,  # noqa: E402,F401  (the hashing paper: SSR teacher + student, AAB, attributes)
     henet,  # noqa: E402,F401  (HENet: G1 + P4 + R16)
 )
 from .attention import AAB, CAAB, SAAB
 from .backbones import BACKBONES, RESNETS, ResNetBackbone, build_backbone, input_normalization
 from .baseline import Baseline
+from .good_practices import GoodPractices
 from .heads import BNNeck, LinearHead, ReductionHead
 from .p_pooling import PPooling
 from .pooling import GAP, GMP, GeM, build_pooling
@@ -45,6 +48,7 @@ __all__ = [
     "model_options",
     "register_model",
     "Baseline",
+    "GoodPractices",
     "BNNeck",
     "LinearHead",
     "ReductionHead",

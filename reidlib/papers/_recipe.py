@@ -143,6 +143,33 @@ class Recipe:
                 raise ValueError(f"parameter {name!r} must be one of {list(self.choices[name])}, got {value!r}")
         return values
 
+    def check_notebook(self, path: Any = None) -> list[Any]:
+        """The training notebook's cells (``path``, default :attr:`notebook` under the project root), after
+        checking that its first code cell is tagged ``parameters`` and defines exactly :attr:`defaults`, in
+        their order and with their values, and that the next code cell calls ``<module>.train(``; a
+        ``ValueError`` says what differs."""
+        from pathlib import Path
+
+        import nbformat
+
+        from reidlib.paths import project_root
+
+        path = Path(path) if path is not None else Path(project_root() or ".") / self.notebook
+        cells = nbformat.read(path, as_version=4).cells
+        code = [c for c in cells if c.cell_type == "code"]
+        if not code or "parameters" not in code[0].metadata.get("tags", []):
+            raise ValueError(f"{path}: the first code cell must be tagged 'parameters'")
+        namespace: dict[str, Any] = {}
+        exec(code[0].source, namespace)  # the notebook's own cell: plain assignments
+        values = {k: v for k, v in namespace.items() if not k.startswith("__")}
+        if list(values) != list(self.defaults) or values != dict(self.defaults):
+            differ = [k for k in dict.fromkeys([*values, *self.defaults]) if values.get(k, ...) != self.defaults.get(k, ...)]
+            raise ValueError(f"{path}: the parameters cell differs from the recipe's defaults in {differ or 'order'}")
+        module = self.notebook.split("/")[-2]
+        if len(code) < 2 or f"{module}.train(" not in code[1].source:
+            raise ValueError(f"{path}: the cell after the parameters must call {module}.train(...)")
+        return cells
+
     def notebook_parameters(self, namespace: Mapping[str, Any]) -> dict[str, Any]:
         """The recipe's parameters as a notebook holds them (its ``globals()``, papermill's injected
         values included): one entry per known name present in ``namespace``."""

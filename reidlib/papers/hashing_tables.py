@@ -53,6 +53,8 @@ import pandas as pd
 from reidlib.models.hashing import BIT_SPLITS
 from reidlib.retrieval import afr_window, storage_mb
 
+from .results import paper_cell
+
 __all__ = ["TABLE_NUMBERS", "TABLE_COLUMNS", "TABLE_ROWS", "TABLE_1_DOUBTFUL", "DATASETS", "DATASET_PREFIX",
            "paper_table", "BIT_SPLITS", "BIT_SPLIT_CHOICES", "STRIPES", "bit_split", "bit_split_checks",
            "GALLERY_SIZES", "MARKET_GALLERY_TEXT", "DISTRACTORS", "ID_BITS", "ATTRIBUTE_BITS",
@@ -197,13 +199,7 @@ def paper_table(table: int) -> pd.DataFrame:
 
 def _cell(table: int, column: str, **where: Any) -> float:
     """The one cell of ``column`` in the row of ``table`` that matches ``where`` (column=value)."""
-    frame = paper_table(table)
-    mask = np.ones(len(frame), bool)
-    for k, v in where.items():
-        mask &= (frame[k] == v).to_numpy()
-    if mask.sum() != 1:
-        raise LookupError(f"Table {table}: {where} matches {int(mask.sum())} rows, expected 1")
-    return float(frame.loc[mask, column].iloc[0])
+    return paper_cell(paper_table(table), column, f"Table {table}", **where)
 
 
 # ---- exact decimal helpers ------------------------------------------------------------------------------------

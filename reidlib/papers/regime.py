@@ -20,6 +20,9 @@ Experiments run with the baseline recipe (:mod:`reidlib.papers.baseline`) on the
   part chapters' 192x64): Table 1's four rows; the rows its other claims compare (Tables 2-4, canonical
   names); Fig. 4's erasing sweep on P(1,4), reduced to n in {10, 20, 40} at p = 0.5, p in {0.25, 0.75} at
   n = 20, random erasing alone and RE + RPE(20) at p = 0.5.
+* ``reid_done_right``, ``reid_done_right_size``: the "Re-ID done right" chapter's
+  (:mod:`reidlib.papers.reid_done_right`): the rows its claims compare (Tables 1, 3a, 3c and ours) and
+  Table 1's all-augmentations row; Table 2's other largest sides (80 and 200 px) on the final model.
 * ``hashing``, ``hashing_sweep``: the hashing chapter's (:mod:`reidlib.papers.hashing`, 192x64): the rows its
   claims compare (Table 6's teacher row is the full model's own teacher code), then Fig. 5's alpha in
   {0, 0.7, 1} and Fig. 6's beta in {0.1, 0.5} beside the paper's 0.3; ``hashing_cuhk03``: SSR without
@@ -43,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import baseline, esnet, hashing, henet
+from . import baseline, esnet, hashing, henet, reid_done_right
 from ._recipe import imagenet_start
 
 __all__ = ["PLAN", "RECIPES", "recipe_of", "SEEDS", "BACKBONES", "CLAIMS_PRETRAINING", "CLAIMS_TRIPLET", "PART_IMAGE_SIZE",
@@ -74,7 +77,7 @@ TRIPLET_FIXES = ({"soft_margin": True, **baseline.PAPER_TRIPLET}, {"triplet_metr
 
 
 #: The recipes a planned run may name (``"recipe"``, default ``"baseline"``).
-RECIPES = {"baseline": baseline, "esnet": esnet, "hashing": hashing, "henet": henet}
+RECIPES = {"baseline": baseline, "esnet": esnet, "hashing": hashing, "henet": henet, "reid_done_right": reid_done_right}
 
 
 def _esnet_tiers() -> list[list[str]]:
@@ -151,6 +154,12 @@ def _plan() -> dict[str, list[dict[str, Any]]]:
     plan["hashing_cuhk03"] = [r for bits in (None, 128) for r in _runs(
         recipe="hashing", variant="mode-a", dataset_options={"split": "labeled"}, **({"bits": bits} if bits else {}),
         **{k: v for k, v in cuhk.items()})]
+    # "Re-ID done right": every row its claims compare and Table 1's all-augmentations row, then Table 2's other
+    # sides on the final model; evaluated once, at the end (eval_every counts pools here)
+    rows = dict.fromkeys([v for claim in reid_done_right.CLAIMS for v in claim[1:]] + ["flip+crop+cutout"])
+    plan["reid_done_right"] = [r for v in rows for r in _runs(recipe="reid_done_right", variant=v, eval_every=0)]
+    plan["reid_done_right_size"] = [r for side in reid_done_right.TABLE_2_SIDES if side != 128 for r in _runs(
+        recipe="reid_done_right", variant="full", largest_side=side, eval_every=0)]
     return plan
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["load_records", "runs_table", "provenance_table", "paper_beside_ours", "judge_claims",
+__all__ = ["load_records", "runs_table", "provenance_table", "paper_beside_ours", "judge_claims", "paper_cell",
            "CLAIM_FORMAT", "COMPARE_COLUMNS", "PROVENANCE_COLUMNS", "QUERY_COLUMNS", "MIN_SEEDS"]
 
 MIN_SEEDS = 3
@@ -125,6 +125,17 @@ def paper_beside_ours(rows: Mapping[str, str | Sequence[str] | None], paper: pd.
                     f"ours {metric} (hard)": _seed_values(runs, variant, f"{metric} (hard)").mean()
                     if f"{metric} (hard)" in runs and len(vals) else np.nan, "seeds": len(vals)})
     return pd.DataFrame(out).set_index("paper row")
+
+
+def paper_cell(frame: pd.DataFrame, column: str, table: str = "the table", **where: Any) -> float:
+    """The one cell of ``column`` in the row of a paper's typed ``frame`` that matches ``where``
+    (column=value); a ``LookupError`` naming ``table`` when no row or several rows match."""
+    mask = np.ones(len(frame), bool)
+    for k, v in where.items():
+        mask &= (frame[k] == v).to_numpy()
+    if mask.sum() != 1:
+        raise LookupError(f"{table}: {where} matches {int(mask.sum())} rows, expected 1")
+    return float(frame.loc[mask, column].iloc[0])
 
 
 def difference_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:

@@ -31,11 +31,7 @@ def test_the_parameters_cell_names_the_variant_knobs_and_every_variant_is_docume
 def test_the_notebook_is_its_parameters_and_one_call_to_the_recipe():
     """The parameters cell holds exactly the recipe's parameters with its defaults, in its order; the next
     cell calls ``esnet.train``; nothing else trains."""
-    code = [c for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"]
-    namespace: dict = {}
-    exec(code[0].source, namespace)
-    values = {k: v for k, v in namespace.items() if not k.startswith("__")}
-    assert list(values) == list(RECIPE.defaults) and values == dict(RECIPE.defaults)
+    code = [c for c in RECIPE.check_notebook(NOTEBOOK) if c.cell_type == "code"]
     assert "esnet.train(" in code[1].source and len(code) == 3
     assert not any("run_training" in c.source or "Trainer" in c.source for c in code)
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reidlib.papers import baseline, esnet, hashing, henet, regime
+from reidlib.papers import baseline, esnet, hashing, henet, regime, reid_done_right
 
 ALL = regime.planned(regime.PLAN)
 
@@ -34,7 +34,7 @@ def test_every_setting_has_the_three_seeds():
     assert regime.SEEDS == (0, 1, 2)
     assert set(regime.PLAN) == {"pretraining", "triplet", "cuhk03", "ablation", "esnet", "esnet_sweep", "esnet_cuhk03",
                                 "henet", "henet_ablation", "henet_rpe", "hashing", "hashing_sweep",
-                                "hashing_cuhk03"}
+                                "hashing_cuhk03", "reid_done_right", "reid_done_right_size"}
     for group, runs in regime.PLAN.items():
         seeds = defaultdict(list)
         for p in runs:
@@ -47,7 +47,7 @@ def test_every_planned_parameter_is_a_parameter_of_its_recipe():
         module, p = regime.recipe_of(planned_run)
         assert set(p) <= set(module.RECIPE.defaults), sorted(set(p) - set(module.RECIPE.defaults))
         module.RECIPE.parameters(p)  # and of the parameter's type
-    assert {regime.recipe_of(p)[0] for p in ALL} == {baseline, esnet, hashing, henet}
+    assert {regime.recipe_of(p)[0] for p in ALL} == {baseline, esnet, hashing, henet, reid_done_right}
     with pytest.raises(ValueError, match=r"unknown recipe 'fusion' \(key 'recipe' of a planned run\)"):
         regime.recipe_of({"recipe": "fusion"})
 
@@ -166,7 +166,8 @@ def test_the_real_data_runs_train_the_loss_the_pick_is_made_on():
 
 def test_planned_rejects_an_unknown_group():
     known = (r"\['pretraining', 'triplet', 'cuhk03', 'ablation', 'esnet', 'esnet_sweep', 'esnet_cuhk03', 'henet', "
-             r"'henet_ablation', 'henet_rpe', 'hashing', 'hashing_sweep', 'hashing_cuhk03'\]")
+             r"'henet_ablation', 'henet_rpe', 'hashing', 'hashing_sweep', 'hashing_cuhk03', 'reid_done_right', "
+             r"'reid_done_right_size'\]")
     with pytest.raises(ValueError, match=r"unknown group 'nope'; expected some of " + known):
         regime.planned(["nope"])
 

@@ -124,3 +124,24 @@ def test_protocol_names_the_start_and_a_triplet_other_than_the_papers():
     assert base == full == "efficientnet_lite0-imagenet 128x64 6 ep cosine, triplet cosine m0.1"
     paper = protocol_of({"config": esnet.config(triplet_metric="euclidean", margin=0.3).to_dict()})
     assert paper == "efficientnet_lite0-imagenet 128x64 6 ep cosine"
+
+
+def test_check_notebook_names_what_differs(tmp_path):
+    """A training notebook whose parameters cell drifts from its recipe is refused, naming the parameter."""
+    import nbformat
+
+    from reidlib.papers import reid_done_right
+    from reidlib.paths import project_root
+
+    recipe = reid_done_right.RECIPE
+
+    nb = nbformat.read(project_root() / recipe.notebook, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    code[0].source = code[0].source.replace("top = 25", "top = 20")
+    nbformat.write(nb, tmp_path / "train.ipynb")
+    with pytest.raises(ValueError, match=r"differs from the recipe's defaults in \['top'\]"):
+        recipe.check_notebook(tmp_path / "train.ipynb")
+    code[0].metadata["tags"] = []
+    nbformat.write(nb, tmp_path / "untagged.ipynb")
+    with pytest.raises(ValueError, match="tagged 'parameters'"):
+        recipe.check_notebook(tmp_path / "untagged.ipynb")

@@ -21,7 +21,8 @@ CONFIG_CASES = [
     ({"amp": 1}, r"parameter 'amp' must be True or False"),
     ({"pretrained": "yes"}, r"parameter 'pretrained' must be True or False"),
     ({"flip_test": "0"}, r"parameter 'flip_test' must be True or False"),
-    ({"model": "esnett"}, r"model must be one of \['baseline', 'esnet', 'henet', 'mgo_fusion', 'ssr_hashing'\].*got 'esnett'"),
+    ({"model": "esnett"}, r"model must be one of \['baseline', 'esnet', 'good_practices', 'henet', 'mgo_fusion', "
+                          r"'ssr_hashing'\].*got 'esnett'"),
     ({"eval_metric": "l1"}, r"eval_metric must be one of \['euclidean', 'cosine'\], got 'l1'"),
     ({"padding": 2.5}, r"padding must be an integer >= 0, got 2.5"),
     ({"model_options": "pooling=gem"}, "model_options must be a dict of options, got 'pooling=gem'"),
