@@ -159,9 +159,9 @@ RECIPE = Recipe(
         "pool_size": CPU_SCALE["pool_size"], "top": 25, "refresh": CPU_SCALE["refresh"], "margin": 0.1,
         "cutout_max": 0.5, "dim": 2048, "qe_k": 5, "dba_k": 10, "eval_every": 0, "device": "auto",
         "num_threads": None, "num_workers": 1, "seed": 0, "output_dir": "results", "run_name": None,
-        "resume": False, "progress": True,
+        "checkpoint_dir": None, "resume": False, "progress": True,
     },
-    types={"data_root": str, "weights_path": str, "num_threads": int, "run_name": str},
+    types={"data_root": str, "weights_path": str, "num_threads": int, "run_name": str, "checkpoint_dir": str},
     choices={"variant": tuple(VARIANTS), "optimizer": ("sgd", "adam")},
 )
 
@@ -207,7 +207,7 @@ def config(**parameters: Any):
         accum_steps=p["accum_steps"], device=p["device"], amp=False, channels_last=False,
         num_threads=p["num_threads"], seed=p["seed"], eval_every=p["eval_every"], eval_metric="cosine",
         flip_test=False, chapter=RECIPE.chapter, output_dir=p["output_dir"], run_name=p["run_name"] or run_name(p),
-        resume=p["resume"], progress=p["progress"])
+        checkpoint_dir=p["checkpoint_dir"], resume=p["resume"], progress=p["progress"])
 
 
 def _check(p: Mapping[str, Any]) -> None:

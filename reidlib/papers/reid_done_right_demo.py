@@ -1,0 +1,135 @@
+"""The demo models of the "Re-ID done right" chapter's saliency page (Almazán et al. 2018, Sec. 4.4, Figs. 1,
+4-6): the good-practices model and, for comparison, the strong baseline, each trained briefly on synthped
+``tiny`` from the CPU regime's ImageNet EfficientNet-Lite0 at 128x64, cached on disk.
+
+:func:`load_demo` trains the good-practices model through the chapter's own recipe
+(:func:`reidlib.papers.reid_done_right.train`: both stages, pool mining, progressive cut-out) at
+:data:`DEMO_PARAMETERS`, a shortened CPU scale, writes its record and checkpoint under
+``reidlib.paths.cache_dir("reid-done-right-demo")`` and rebuilds the model from them (later calls only load).
+:func:`load_baseline_demo` trains the baseline recipe's network (GAP, BNNeck, ID + the CPU protocol's
+triplet) for the same number of training images. These are demos, not runs of either paper's schedule:
+their maps show what the methods look at, never accuracies.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from reidlib.paths import cache_dir
+
+from ._recipe import Demo
+from .baseline import CPU_PROTOCOL
+
+__all__ = ["DEMO_PARAMETERS", "DEMO_VERSION", "DETAILS", "load_demo", "load_baseline_demo", "part_masks", "attention_on_parts"]
+
+DEMO_VERSION = 1
+#: The good-practices demo: synthped 'tiny', 24 classification batches of 32, 48 ranking updates of 8 triplets
+#: (3 pools of 120 images, the rate halved every 6 updates), one thread.
+DEMO_PARAMETERS = {"synthped_preset": "tiny", "variant": "full", "classification_iterations": 24,
+                   "iterations": 48, "half_life": 6, "pool_size": 120, "qe_k": 0, "dba_k": 0, "device": "cpu",
+                   "num_threads": 1, "num_workers": 0, "progress": False}
+# the baseline demo sees the good-practices demo's training images: 24 x 32 + 48 x 24 = 1,920, 30 batches of 64
+_BASELINE_STEPS, _BASELINE_P, _BASELINE_K = 30, 16, 4
+
+
+def load_demo(*, seed: int = 0) -> Demo:
+    """The good-practices model trained at :data:`DEMO_PARAMETERS` (see the module docstring), in eval mode;
+    trained once and cached."""
+    from reidlib.engine.features import FeatureExtractor
+
+    from . import reid_done_right
+
+    root = cache_dir("reid-done-right-demo")
+    name = f"demo-v{DEMO_VERSION}-s{seed}"
+    record = root / "results" / reid_done_right.RECIPE.chapter / "synthped" / f"{name}.json"
+    if not record.is_file():
+        threads = torch.get_num_threads()
+        try:
+            reid_done_right.train(**DEMO_PARAMETERS, seed=seed, run_name=name, output_dir=str(root / "results"),
+                                  checkpoint_dir=str(root / "checkpoints" / name))
+        finally:
+            torch.set_num_threads(threads)
+    fx = FeatureExtractor.from_record(record, progress=False)
+    ds = _dataset()
+    return Demo(fx.model.eval(), ds, fx.transform, f"the chapter's recipe at DEMO_PARAMETERS (cached at {name})",
+                "full")
+
+
+def _dataset() -> Any:
+    from reidlib.data import build_dataset, synthped
+
+    return build_dataset("synthped", synthped.ensure(DEMO_PARAMETERS["synthped_preset"]))
+
+
+def load_baseline_demo(*, seed: int = 0) -> Demo:
+    """The strong baseline (``build_model("baseline", ...)``: GAP, BNNeck; ID loss + the CPU protocol's
+    triplet) from the same ImageNet start, trained on as many images as :func:`load_demo`'s model, cached."""
+    from reidlib.data import ImageDataset
+    from reidlib.data.samplers import PKSampler
+    from reidlib.data.transforms import build_transforms
+    from reidlib.engine.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+    from reidlib.engine.trainer import Trainer
+    from reidlib.losses import build_criterion
+    from reidlib.models import build_model, input_normalization
+
+    ds = _dataset()
+    mean, std = input_normalization(CPU_PROTOCOL["backbone"])
+    test_tf = build_transforms(128, 64, train=False, mean=mean, std=std)
+    torch.manual_seed(seed)
+    model = build_model("baseline", ds.num_train_pids, backbone=CPU_PROTOCOL["backbone"],
+                        pretrained=CPU_PROTOCOL["pretrained"])
+    cached = cache_dir("reid-done-right-demo") / f"baseline-v{DEMO_VERSION}-s{seed}.pt"
+    if cached.is_file():
+        load_model_state(model, load_checkpoint(cached)["model"], source=cached)
+    else:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            sampler = PKSampler([r.pid for r in ds.train], _BASELINE_P, _BASELINE_K, seed=seed)
+            per_epoch = min(_BASELINE_STEPS, len(sampler))
+            criterion = build_criterion("reid", ds.num_train_pids, margin=CPU_PROTOCOL["margin"],
+                                        metric=CPU_PROTOCOL["triplet_metric"])
+            train_tf = build_transforms(128, 64, train=True, mean=mean, std=std)
+            Trainer(model, criterion, torch.optim.Adam(model.parameters(), lr=CPU_PROTOCOL["lr"], weight_decay=5e-4),
+                    ImageDataset(ds.train, train_tf), sampler, epochs=-(-_BASELINE_STEPS // per_epoch), seed=seed,
+                    max_steps_per_epoch=per_epoch, progress=False).fit()
+        finally:
+            torch.set_num_threads(threads)
+        save_checkpoint({"model": model.state_dict()}, cached)
+    return Demo(model.eval(), ds, test_tf, f"{_BASELINE_STEPS} batches of 64 on synthped 'tiny' (cached at {cached.name})",
+                "baseline")
+
+
+#: synthped's identity-specific parts (the small details that tell apart identities sharing every attribute).
+DETAILS = ("logo", "stripe", "shoes", "strap")
+
+
+def part_masks(records: Any) -> dict[str, torch.Tensor]:
+    """``{"details": (N, H, W), "person": (N, H, W)}`` bool masks of synthped records: the union of the
+    identity-specific parts (:data:`DETAILS`) and of every part (the person against the background)."""
+    import numpy as np
+
+    from reidlib.data.synthped import load_part_masks
+
+    masks = [load_part_masks(r.path) for r in records]
+    details = np.stack([np.any([m[p] for p in DETAILS], axis=0) for m in masks])
+    person = np.stack([np.any(list(m.values()), axis=0) for m in masks])
+    return {"details": torch.from_numpy(details), "person": torch.from_numpy(person)}
+
+
+def attention_on_parts(demo: Demo, records: Any, *, top: int = 50) -> Any:
+    """Per image of ``records``: the share of the demo model's implicit attention (Grad-CAM of its ``top``
+    strongest dimensions, :func:`reidlib.saliency.implicit_attention`, on its backbone's last map) that falls
+    on the identity-specific details and on the person, beside those masks' area (the share a uniform map
+    would get). A DataFrame, one row per image (NaN where a map is empty)."""
+    import pandas as pd
+
+    from reidlib.saliency import attention_share, implicit_attention
+
+    images = demo.images(records)
+    maps = implicit_attention(demo.model, images, demo.model.backbone, top=top).maps.detach()
+    masks = part_masks(records)
+    rows = {f"share on {k}": attention_share(maps, m).numpy() for k, m in masks.items()}
+    rows.update({f"area of {k}": m.float().mean((1, 2)).numpy() for k, m in masks.items()})
+    return pd.DataFrame(rows)

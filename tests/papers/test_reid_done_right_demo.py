@@ -1,0 +1,32 @@
+"""The saliency page's measurement: synthped's detail and person masks, and the share of a model's implicit
+attention on them (against the masks' area), on an untrained model (the demo models train in the book)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from reidlib.data import build_dataset, synthped
+from reidlib.data.transforms import build_aspect_transforms
+from reidlib.models import build_model
+from reidlib.papers._recipe import Demo
+from reidlib.papers.reid_done_right_demo import DETAILS, attention_on_parts, part_masks
+
+
+def test_part_masks_and_attention_shares():
+    ds = build_dataset("synthped", synthped.ensure("tiny"))
+    records = ds.query[:6]
+    masks = part_masks(records)
+    assert masks["details"].shape == masks["person"].shape == (6, 128, 64)
+    assert not (masks["details"] & ~masks["person"]).any()  # the details are on the person
+    one = synthped.load_part_masks(records[0].path)
+    assert np.array_equal(masks["details"][0].numpy(), np.any([one[p] for p in DETAILS], axis=0))
+    torch.manual_seed(0)
+    model = build_model("good_practices", ds.num_train_pids, backbone="resnet18").eval()
+    demo = Demo(model, ds, build_aspect_transforms(128, train=False), "untrained", "full")
+    frame = attention_on_parts(demo, records, top=10)
+    assert len(frame) == 6 and set(frame.columns) == {"share on details", "share on person", "area of details",
+                                                      "area of person"}
+    shares = frame[["share on details", "share on person"]].to_numpy()
+    assert np.all((shares >= 0) & (shares <= 1) | np.isnan(shares))
+    assert np.all(frame["share on details"].fillna(0) <= frame["share on person"].fillna(1) + 1e-6)
+    np.testing.assert_allclose(frame["area of person"], masks["person"].float().mean((1, 2)).numpy())
