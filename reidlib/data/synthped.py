@@ -112,6 +112,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(num_train_ids=128, num_test_ids=100, cameras=6, height=128, width=64),
     # GPUs: Market-1501's numbers of identities at 256x128
     "large": dict(num_train_ids=751, num_test_ids=750, cameras=6, height=256, width=128),
+    # distractors ("Re-ID done right", Fig. 7, Market + 500k): a gallery of ~5,000 badly framed passers-by
+    # (pid 0000, Market's naming) beside a few identities, no junk; its distractors are added to another
+    # preset's gallery (reidlib.papers.reid_done_right_demo.distractor_curve)
+    "distractors": dict(num_train_ids=2, num_test_ids=130, cameras=6, height=128, width=64, distractor_share=0.85,
+                        junk_share=0.0, hard_group_share=0.0),
 }
 
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}

@@ -21,7 +21,8 @@ from reidlib.paths import cache_dir
 from ._recipe import Demo
 from .baseline import CPU_PROTOCOL
 
-__all__ = ["DEMO_PARAMETERS", "DEMO_VERSION", "DETAILS", "load_demo", "load_baseline_demo", "part_masks", "attention_on_parts"]
+__all__ = ["DEMO_PARAMETERS", "DEMO_VERSION", "DETAILS", "load_demo", "load_baseline_demo", "part_masks", "attention_on_parts",
+           "distractor_descriptors", "draw_descriptors", "distractor_curve"]
 
 DEMO_VERSION = 1
 #: The good-practices demo: synthped 'tiny', 24 classification batches of 32, 48 ranking updates of 8 triplets
@@ -133,3 +134,106 @@ def attention_on_parts(demo: Demo, records: Any, *, top: int = 50) -> Any:
     rows = {f"share on {k}": attention_share(maps, m).numpy() for k, m in masks.items()}
     rows.update({f"area of {k}": m.float().mean((1, 2)).numpy() for k, m in masks.items()})
     return pd.DataFrame(rows)
+
+
+def distractor_descriptors(demo: Demo, count: int) -> torch.Tensor:
+    """The demo model's descriptors ``(count, D)`` of the first ``count`` distractor images (pid 0000, by file
+    name) of synthped's ``distractors`` preset, embedded once and cached beside the demo's weights."""
+    from reidlib.data import build_dataset, synthped
+    from reidlib.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    records = sorted((r for r in build_dataset("synthped", synthped.ensure("distractors")).gallery if r.pid == 0),
+                     key=lambda r: str(r.path))
+    if not 0 <= count <= len(records):
+        raise ValueError(f"count must lie in [0, {len(records)}] (the distractors of synthped's 'distractors' "
+                         f"preset), got {count!r}")
+    cached = cache_dir("reid-done-right-demo") / f"distractors-{demo.variant}-v{DEMO_VERSION}-{count}.pt"
+    if cached.is_file():
+        return load_checkpoint(cached)["descriptors"]
+    out = []
+    with torch.no_grad():
+        for s in range(0, count, 256):
+            out.append(demo.model(demo.images(records[s:s + 256])).float())
+    feats = torch.cat(out) if out else torch.empty(0, 0)
+    save_checkpoint({"descriptors": feats}, cached)
+    return feats
+
+
+def draw_descriptors(sample: torch.Tensor, count: int, *, rank: int = 64, seed: int = 0,
+                     block: int = 16384) -> Any:
+    """``count`` synthetic descriptors drawn from a Gaussian fitted to ``sample`` ``(n, D)``: its mean, its
+    top-``rank`` principal directions with their variances, and an isotropic residual of the remaining
+    variance (a *choice*: a full ``D x D`` covariance is not determined by a few thousand samples), each row
+    then scaled to the sample's mean norm (the models' descriptors are unit or near-unit vectors). Yields
+    ``(block, D)`` float32 blocks (the last one shorter), so that 500,000 of them are never held at once."""
+    if sample.dim() != 2 or len(sample) < 2:
+        raise ValueError(f"sample must be (n >= 2, D) descriptors, got shape {tuple(sample.shape)}")
+    x = sample.double()
+    mean = x.mean(0)
+    _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+    k = min(rank, len(s))
+    scale = (s[:k] / (len(x) - 1) ** 0.5).float()
+    total = (x - mean).pow(2).sum() / (len(x) - 1)
+    residual = float(((total - scale.double().pow(2).sum()).clamp(min=0) / x.shape[1]).sqrt())
+    norm, mean, basis = float(x.norm(dim=1).mean()), mean.float(), vh[:k].float()
+    g = torch.Generator().manual_seed(seed)
+    for s0 in range(0, count, block):
+        n = min(block, count - s0)
+        y = mean + (torch.randn(n, k, generator=g) * scale) @ basis + residual * torch.randn(n, x.shape[1], generator=g)
+        yield y * (norm / y.norm(dim=1, keepdim=True))
+
+
+def distractor_curve(demo: Demo, image_counts: Any = (0, 500, 1000, 2000, 5000),
+                     drawn_counts: Any = (10_000, 50_000, 100_000, 500_000), *, cache: bool = True) -> Any:
+    """mAP and rank-1 of the demo's test queries as distractors join its gallery (Fig. 7's protocol): first
+    synthped distractor *images* (:func:`distractor_descriptors`), then *drawn* descriptors
+    (:func:`draw_descriptors`, fitted to the distractor images' descriptors) added to all of them. Each point
+    is timed: the query-distractor distances (computed block by block as the descriptors are drawn, the
+    drawing included) and the Market protocol, the distractors as non-matches. A DataFrame, one row per
+    point; with ``cache`` it is computed once per demo model and counts, and kept (times included) beside
+    the demo's weights."""
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    key = f"{demo.variant}-v{DEMO_VERSION}-{'-'.join(map(str, [*image_counts, *drawn_counts]))}"
+    cached = cache_dir("reid-done-right-demo") / f"distractor-curve-{key}.csv"
+    if cache and cached.is_file():
+        return pd.read_csv(cached)
+
+    from reidlib.eval import evaluate
+
+    ds = demo.dataset
+    with torch.no_grad():
+        qf, gf = demo.model(demo.images(ds.query)).float(), demo.model(demo.images(ds.gallery)).float()
+    qf, gf = torch.nn.functional.normalize(qf, dim=1), torch.nn.functional.normalize(gf, dim=1)
+    qp, qc = np.array([r.pid for r in ds.query]), np.array([r.camid for r in ds.query])
+    gp, gc = np.array([r.pid for r in ds.gallery]), np.array([r.camid for r in ds.gallery])
+    images = torch.nn.functional.normalize(distractor_descriptors(demo, max(image_counts)), dim=1)
+    base = 1 - qf @ gf.T  # cosine distances to the test gallery
+    rows = []
+
+    def point(kind: str, extra: torch.Tensor, seconds: float) -> None:
+        t0 = time.perf_counter()
+        pids = np.concatenate([gp, np.zeros(extra.shape[1], int)])  # pid 0: a distractor, never a match
+        cams = np.concatenate([gc, np.full(extra.shape[1], -1)])  # no query's camera: never junk
+        res = evaluate(torch.cat([base, extra], 1), qp, pids, qc, cams)
+        rows.append({"distractors": kind, "added": extra.shape[1], "gallery": len(gp) + extra.shape[1],
+                     "mAP": 100 * res["mAP"], "rank-1": 100 * res["cmc"][0],
+                     "seconds": seconds + time.perf_counter() - t0})
+
+    for n in image_counts:
+        t0 = time.perf_counter()
+        point("synthped images", 1 - qf @ images[:n].T, time.perf_counter() - t0)
+    t0, drawn, done = time.perf_counter(), [1 - qf @ images.T], len(images)
+    targets = sorted(n for n in drawn_counts if n > len(images))
+    for block in draw_descriptors(images, max(targets, default=len(images)) - len(images)):
+        drawn.append(1 - qf @ block.T)
+        done += len(block)
+        while targets and done >= targets[0]:
+            point("drawn descriptors", torch.cat(drawn, 1)[:, :targets.pop(0)], time.perf_counter() - t0)
+    frame = pd.DataFrame(rows)
+    if cache:
+        frame.to_csv(cached, index=False)
+    return frame

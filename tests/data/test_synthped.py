@@ -457,7 +457,7 @@ def test_ensure_rejects_unknown_preset() -> None:
 
 
 def test_presets() -> None:
-    assert set(synthped.PRESETS) == {"tiny", "default", "large"}
+    assert set(synthped.PRESETS) == {"tiny", "default", "large", "distractors"}
     assert (synthped.PRESETS["default"]["height"], synthped.PRESETS["default"]["width"]) == (128, 64)
     assert synthped.PRESETS["large"]["height"] in (256, 384)
 
@@ -493,3 +493,15 @@ def test_existing_root_is_not_overwritten(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="overwrite=True"):
         synthped.generate(tmp_path / "d", num_train_ids=2, num_test_ids=2, progress=False)
     assert (tmp_path / "d" / "keep.txt").read_text() == "mine"
+
+
+def test_the_distractor_preset_is_mostly_market_style_distractors(monkeypatch, tmp_path):
+    """The 'distractors' preset (scaled down here): a gallery of pid-0000 passers-by in Market's naming."""
+    from reidlib.data import build_dataset
+
+    small = {**synthped.PRESETS["distractors"], "num_test_ids": 6}
+    monkeypatch.setitem(synthped.PRESETS, "distractors", small)
+    ds = build_dataset("synthped", synthped.ensure("distractors", root=tmp_path))
+    distractors = [r for r in ds.gallery if r.pid == 0]
+    assert len(distractors) >= 0.8 * len(ds.gallery) and not any(r.pid == -1 for r in ds.gallery)
+    assert all(Path(r.path).name.startswith("0000_c") for r in distractors)

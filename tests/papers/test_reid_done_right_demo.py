@@ -30,3 +30,28 @@ def test_part_masks_and_attention_shares():
     assert np.all((shares >= 0) & (shares <= 1) | np.isnan(shares))
     assert np.all(frame["share on details"].fillna(0) <= frame["share on person"].fillna(1) + 1e-6)
     np.testing.assert_allclose(frame["area of person"], masks["person"].float().mean((1, 2)).numpy())
+
+
+def test_drawn_descriptors_follow_the_sample():
+    from reidlib.papers.reid_done_right_demo import draw_descriptors
+
+    g = torch.Generator().manual_seed(0)
+    sample = torch.nn.functional.normalize(torch.randn(400, 32, generator=g) + 2.0 * torch.arange(32) / 32, dim=1)
+    blocks = list(draw_descriptors(sample, 2500, rank=8, block=1000))
+    assert [len(b) for b in blocks] == [1000, 1000, 500]
+    drawn = torch.cat(blocks)
+    torch.testing.assert_close(drawn.norm(dim=1), torch.full((2500,), float(sample.norm(dim=1).mean())))
+    assert (drawn.mean(0) - sample.mean(0)).abs().max() < 0.05  # the sample's centre, up to the rescaling
+    assert torch.equal(torch.cat(list(draw_descriptors(sample, 2500, rank=8, block=1000))), drawn)  # seeded
+
+
+def test_the_distractor_curve_falls_as_distractors_join():
+    from reidlib.papers.reid_done_right_demo import distractor_curve
+
+    ds = build_dataset("synthped", synthped.ensure("tiny"))
+    torch.manual_seed(0)
+    model = build_model("good_practices", ds.num_train_pids, backbone="resnet18").eval()
+    demo = Demo(model, ds, build_aspect_transforms(128, train=False), "untrained", "test-untrained")
+    curve = distractor_curve(demo, image_counts=(0, 40), drawn_counts=(300,), cache=False)
+    assert list(curve["added"]) == [0, 40, 300] and list(curve["gallery"]) == [len(ds.gallery) + n for n in (0, 40, 300)]
+    assert curve["mAP"].is_monotonic_decreasing and (curve["mAP"] > 0).all()
