@@ -93,7 +93,8 @@ def test_numpy_scalars_are_accepted_and_give_the_same_bytes(tmp_path: Path) -> N
 @pytest.mark.parametrize("kwargs, pattern", [
     (dict(seed=-1), r"seed must be an int >= 0 .*got -1"),
     (dict(seed=0.5), r"seed must be an int >= 0 .*got 0\.5"),
-    (dict(preset=["tiny"]), r"unknown synthped preset \['tiny'\]; expected one of \['default', 'large', 'tiny'\]"),
+    (dict(preset=["tiny"]), r"unknown synthped preset \['tiny'\]; expected one of \['default', 'distractors', "
+                                r"'large', 'tiny'\]"),
     (dict(workers=0), r"workers must be a positive int, got 0"),
     (dict(progress=None), r"progress must be True or False, got None"),
 ])
