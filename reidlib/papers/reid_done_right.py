@@ -157,7 +157,7 @@ RECIPE = Recipe(
         "optimizer": CPU_OPTIMIZER["optimizer"], "lr": CPU_OPTIMIZER["lr"], "half_life": CPU_SCALE["half_life"],
         "momentum": 0.9, "weight_decay": 5e-5,
         "pool_size": CPU_SCALE["pool_size"], "top": 25, "refresh": CPU_SCALE["refresh"], "margin": 0.1,
-        "cutout_max": 0.5, "dim": 2048, "qe_k": 5, "dba_k": 10, "eval_every": 0, "device": "auto",
+        "cutout_max": 0.5, "dim": 2048, "qe_k": 5, "dba_k": 10, "eval_every": 0, "device": "auto", "amp": True,
         "num_threads": None, "num_workers": 1, "seed": 0, "output_dir": "results", "run_name": None,
         "checkpoint_dir": None, "resume": False, "progress": True,
     },
@@ -204,7 +204,7 @@ def config(**parameters: Any):
         last_stride=2, criterion="ranking", criterion_options={"margin": p["margin"], "mining": setup.mining},
         epochs=p["iterations"] // p["refresh"], optimizer=p["optimizer"], lr=p["lr"], weight_decay=p["weight_decay"],
         momentum=p["momentum"], schedule="exponential_halving", schedule_options={"half_life": p["half_life"]},
-        accum_steps=p["accum_steps"], device=p["device"], amp=False, channels_last=False,
+        accum_steps=p["accum_steps"], device=p["device"], amp=p["amp"], channels_last=False,
         num_threads=p["num_threads"], seed=p["seed"], eval_every=p["eval_every"], eval_metric="cosine",
         flip_test=False, chapter=RECIPE.chapter, output_dir=p["output_dir"], run_name=p["run_name"] or run_name(p),
         checkpoint_dir=p["checkpoint_dir"], resume=p["resume"], progress=p["progress"])
@@ -392,7 +392,7 @@ def train(**parameters: Any) -> dict[str, Any]:
         trainer1 = Trainer(model, criterion1, opt1, ImageDataset(ds.train, tf1), sampler1, epochs=epochs1,
                            schedule=schedules["classification"], device=device, evaluator=evaluator, eval_every=0,
                            checkpoint_dir=Path(checkpoint_dir) / "classification" if checkpoint_dir else None,
-                           seed=mix_seed(cfg.seed, 1), num_workers=cfg.num_workers, max_steps_per_epoch=steps,
+                           seed=mix_seed(cfg.seed, 1), num_workers=cfg.num_workers, max_steps_per_epoch=steps, amp=cfg.amp,
                            log_every=cfg.log_every, progress=cfg.progress)
         histories["classification"] = trainer1.fit(resume=cfg.resume)
 
@@ -423,7 +423,7 @@ def train(**parameters: Any) -> dict[str, Any]:
     trainer2 = Trainer(model, criterion2, opt2, ImageDataset(ds.train, train_tf), sampler2, epochs=cfg.epochs,
                        schedule=schedules["ranking"], device=device, hooks=hooks, evaluator=evaluator,
                        eval_every=cfg.eval_every, checkpoint_dir=Path(checkpoint_dir) / "ranking" if checkpoint_dir
-                       else None, accum_steps=cfg.accum_steps, seed=mix_seed(cfg.seed, 2),
+                       else None, accum_steps=cfg.accum_steps, seed=mix_seed(cfg.seed, 2), amp=cfg.amp,
                        num_workers=cfg.num_workers, max_steps_per_epoch=batches_per_pool, log_every=cfg.log_every,
                        progress=cfg.progress, collate_fn=collate_images)
     histories["ranking"] = trainer2.fit(resume=cfg.resume)
@@ -449,7 +449,7 @@ def train(**parameters: Any) -> dict[str, Any]:
         # the pools' embedding runs before each epoch's timer: its seconds are here, not in train_time_s
         "mining": dict(sampler2.stats()) if setup.mining == "pool" else None,
         "efficiency": efficiency(module, cfg.height, cfg.width, batch=min(32, cfg.test_batch_size), device=device),
-        **provenance(device), "world_size": 1, "amp": False, "channels_last": False,
+        **provenance(device), "world_size": 1, "amp": trainer2.amp, "channels_last": False,
         "train_time_s": round(sum(t.train_time_s for t in [trainer2] + ([trainer1] if "classification" in histories
                                                                          else [])), 2),
         "wall_time_s": round(time.perf_counter() - t_start, 2), "resumed": bool(cfg.resume), "notes": "",

@@ -86,7 +86,8 @@ def test_every_committed_record_is_schema_2_and_names_its_model():
     records = rr.read_records(ROOT / "results")
     assert records, "the book reads committed run records"
     for r in records:
-        assert r["schema_version"] == 2 and r["config"]["model"] in ("baseline", "esnet", "ssr_hashing"), r["path"]
+        assert r["schema_version"] == 2 and r["config"]["model"] in ("baseline", "esnet", "ssr_hashing",
+                                                                          "good_practices"), r["path"]
         assert r["num_classes"] == r["dataset_summary"]["train"]["ids"], r["path"]
         if r["config"]["model"] == "esnet":
             from dataclasses import fields
