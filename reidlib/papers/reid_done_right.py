@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from reidlib.engine.schedules import ExponentialHalving, register_schedule
+from reidlib.engine.trainer import Hook
 from reidlib.losses import DotProductTripletLoss, TripletLoss, register_criterion
 
 from ._recipe import Recipe, imagenet_start, named_variant
@@ -270,34 +271,29 @@ def ranking(num_classes: int, **options: Any) -> RankingCriterion:
 
 # ---------------------------------------------------------------------------------------------
 # hooks
-class CutoutProgress:
+class CutoutProgress(Hook):
     """Drives progressive cut-out by the ranking stage's progress ``t = epoch / epochs`` in ``[0, 1)``, set at
     each epoch's start: the loader's iterator (and its workers' prefetching) starts after it, so every image of
     an epoch sees the same ``t`` whatever the workers, and a resumed run the same as an uninterrupted one."""
 
-    def __new__(cls, transform: Any):
+    def __init__(self, transform: Any) -> None:
+        self.transform = transform
+
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
         from reidlib.data.transforms import set_progress
-        from reidlib.engine.trainer import Hook
 
-        class _CutoutProgress(Hook):
-            def on_epoch_start(self, trainer: Any, epoch: int) -> None:
-                set_progress(transform, epoch / trainer.epochs)
-
-        return _CutoutProgress()
+        set_progress(self.transform, epoch / trainer.epochs)
 
 
-class _MiningStats:
+class _MiningStats(Hook):
     """Adds the mining sampler's figures (seconds spent embedding pools, images embedded, active share) to
     every epoch's log, i.e. to the run record's curves."""
 
-    def __new__(cls, sampler: Any):
-        from reidlib.engine.trainer import Hook
+    def __init__(self, sampler: Any) -> None:
+        self.sampler = sampler
 
-        class _Stats(Hook):
-            def on_epoch_end(self, trainer: Any, epoch: int, log: dict[str, Any]) -> None:
-                log["mining"] = dict(sampler.stats())
-
-        return _Stats()
+    def on_epoch_end(self, trainer: Any, epoch: int, log: dict[str, Any]) -> None:
+        log["mining"] = dict(self.sampler.stats())
 
 
 def stage_schedules(p: Mapping[str, Any]) -> dict[str, ExponentialHalving]:
