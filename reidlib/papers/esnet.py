@@ -32,7 +32,7 @@ from .baseline import CPU_PROTOCOL, PAPER_TRIPLET
 
 __all__ = ["VARIANTS", "PRESETS", "TrainingPreset", "TABLE_ROWS", "ROW_ALIASES", "CLAIMS", "RECIPE", "Demo",
            "ErasedLossProbe", "PPoolingLog", "build", "config", "esnet_schedule", "load_demo", "model_config",
-           "records_frame", "run_name", "train", "variant_table"]
+           "overridden_fields", "records_frame", "run_name", "sweep_frame", "train", "variant_table", "SWEEP_CLAIMS"]
 
 EVAL_METRIC = "cosine"
 
@@ -304,20 +304,55 @@ def train(**parameters: Any) -> dict[str, Any]:
 
 
 # ---- the results page -----------------------------------------------------------------------------
+def overridden_fields(variant: str | None, model_options: Mapping[str, Any]) -> str:
+    """The :class:`ESNetConfig` fields in which ``model_options`` (a record's) differ from the named row
+    ``variant``, comma-separated and sorted (``""``: the row itself; ``"variant"``: no such row)."""
+    if variant not in VARIANTS:
+        return "variant"
+    named = asdict(VARIANTS[variant])
+    return ", ".join(sorted(k for k in named.keys() | model_options.keys() if named.get(k) != model_options.get(k)))
+
+
 def records_frame(results: Any = None):
     """The chapter's runs, one row each, with the resolved erasing settings read from each record's
     ``model_options`` (``R``, ``P (erasing)`` only where the variant erases by saliency) and whether the
-    model differs from its named row (``overrides``)."""
+    model differs from its named row (``overrides``) and in which fields (``overridden``, :func:`overridden_fields`)."""
     from .results import load_records, runs_table
 
     def extra(r: Mapping[str, Any]) -> dict[str, Any]:
         opts = r["config"]["model_options"]
         saliency = opts["erasing"] in ("besm", "gradcam")
-        named = asdict(VARIANTS[r["variant"]]) if r.get("variant") in VARIANTS else None
+        overridden = overridden_fields(r.get("variant"), opts)
         return {"R": opts["ratio"] if saliency else None, "P (erasing)": opts["prob"] if saliency else None,
-                "metric": r["config"]["eval_metric"], "overrides": named != opts}
+                "metric": r["config"]["eval_metric"], "overrides": overridden != "", "overridden": overridden}
 
     return runs_table(load_records(RECIPE.chapter, results), extra=extra)
+
+
+#: Fig. 4's finding as claims: the paper's best erasing ratio R (10 % for ESB alone, 20 % for AIB+ESB)
+#: beats each other R of the sweep, on runs labelled by :func:`sweep_frame`.
+SWEEP_CLAIMS = [
+    ("ESB: R = 10 % beats R = 20 % (Fig. 4)", "esb@R10", "esb@R20"),
+    ("ESB: R = 10 % beats R = 30 % (Fig. 4)", "esb@R10", "esb@R30"),
+    ("AIB+ESB: R = 20 % beats R = 10 % (Fig. 4)", "esnet@R20", "esnet@R10"),
+    ("AIB+ESB: R = 20 % beats R = 30 % (Fig. 4)", "esnet@R20", "esnet@R30"),
+]
+SWEEP_VARIANTS = ("esb", "esnet")
+
+
+def sweep_frame(runs: Any) -> Any:
+    """Fig. 4's runs out of :func:`records_frame`'s ``runs``: those of ``esb`` and ``esnet`` whose model
+    differs from the named row in the erasing ratio at most (the row itself, and the regime's
+    ``esnet_sweep`` runs with ``erasing_ratio`` set), with ``variant`` relabelled ``"<variant>@R<percent>"``
+    (``esb@R10``) so that :data:`SWEEP_CLAIMS` and :func:`reidlib.papers.results.judge_claims` compare the
+    ratios; ``branches`` keeps the row's name (``esb``, ``esnet``)."""
+    if runs.empty:
+        return runs.assign(branches=[])
+    keep = runs.variant.isin(SWEEP_VARIANTS) & runs.overridden.isin(["", "ratio"]) & runs.R.notna()
+    sweep = runs[keep].copy()
+    sweep["branches"] = sweep.variant
+    sweep["variant"] = [f"{v}@R{round(100 * r):d}" for v, r in zip(sweep.variant, sweep.R)]
+    return sweep
 
 
 # ---- the demo model of the method pages -----------------------------------------------------------

@@ -86,3 +86,42 @@ def test_the_cpu_regimes_triplet_reaches_the_branches_and_names_the_run():
     assert paper.name == "esnet_ratio0.2_prob0.5_layer4_efficientnet_lite0-imagenet_128x64_e6_s0"
     preset = esnet.config(variant="esnet", paper_preset="person", backbone="resnet50", pretrained=False)
     assert (preset.criterion_options["metric"], preset.criterion_options["margin"]) == ("euclidean", 0.3)
+
+
+def test_overridden_fields_name_what_a_records_model_changes_from_its_row():
+    from dataclasses import asdict
+
+    from reidlib.papers.esnet import config, overridden_fields
+
+    row = config(variant="esb").to_dict()["model_options"]
+    assert overridden_fields("esb", row) == ""
+    swept = config(variant="esb", erasing_ratio=0.2).to_dict()["model_options"]
+    assert overridden_fields("esb", swept) == "ratio"
+    both = config(variant="esnet", erasing_ratio=0.3, erasing_prob=0.1).to_dict()["model_options"]
+    assert overridden_fields("esnet", both) == "prob, ratio"
+    assert overridden_fields("no-such-row", asdict(VARIANTS["esb"])) == "variant"
+
+
+def test_the_sweep_frame_labels_ratios_and_judges_fig_4s_claims():
+    """Only rows that differ from esb/esnet in R at most enter the sweep, relabelled by R; a ratio whose
+    three seeds all beat the other's by far holds, and the reverse claim does not."""
+    import pandas as pd
+
+    from reidlib.papers.esnet import SWEEP_CLAIMS, sweep_frame
+    from reidlib.papers.results import judge_claims
+
+    rows = [{"variant": "esnet", "R": r, "overridden": "" if r == 0.2 else "ratio", "seed": s,
+             "mAP": base + s * 0.5, "rank-1": base, "per-query AP": None}
+            for r, base in ((0.1, 30.0), (0.2, 40.0), (0.3, 35.0)) for s in range(3)]
+    rows += [{"variant": "esnet", "R": 0.2, "overridden": "prob, ratio", "seed": 0, "mAP": 99.0, "rank-1": 99.0,
+              "per-query AP": None},
+             {"variant": "base", "R": None, "overridden": "", "seed": 0, "mAP": 10.0, "rank-1": 10.0, "per-query AP": None}]
+    sweep = sweep_frame(pd.DataFrame(rows))
+    assert sorted(sweep.variant.unique()) == ["esnet@R10", "esnet@R20", "esnet@R30"]
+    assert set(sweep.branches) == {"esnet"} and 99.0 not in sweep.mAP.values
+    claims = judge_claims(SWEEP_CLAIMS, sweep)
+    ours = claims.loc[[c for c in claims.index if c.startswith("AIB+ESB")]]
+    assert ours.verdict.str.startswith("held").all()
+    assert claims.loc[[c for c in claims.index if c.startswith("ESB")]].verdict.eq("no run").all()
+    reverse = judge_claims([("R = 10 % beats R = 20 %", "esnet@R10", "esnet@R20")], sweep)
+    assert reverse.verdict.iloc[0].startswith("did not hold")
