@@ -54,6 +54,32 @@ class Demo:
         return torch.stack([ds[i][0] for i in range(len(ds))])
 
 
+def trained_once(model: Any, cached: Any, train: Any) -> Any:
+    """``model`` with the weights cached at ``cached`` (a path), or trained by ``train()`` and cached there
+    first. The demo models of the method pages train on one thread, so that they train alike on every
+    machine and leave the other core to a parallel build; the caller's thread count is restored even when
+    training fails, and the checkpoint is written atomically (:func:`~reidlib.engine.checkpoint.save_checkpoint`),
+    so an interrupted first build leaves no half-written cache."""
+    from pathlib import Path
+
+    import torch
+
+    from reidlib.engine.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+
+    cached = Path(cached)
+    if cached.is_file():
+        load_model_state(model, load_checkpoint(cached)["model"], source=cached)
+        return model
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train()
+    finally:
+        torch.set_num_threads(threads)
+    save_checkpoint({"model": model.state_dict()}, cached)
+    return model
+
+
 def named_variant(variants: Mapping[str, Any], variant: str, overrides: Mapping[str, Any], paper: str) -> Any:
     """The config dataclass of the named row ``variant`` of ``variants`` with ``overrides`` applied (the config
     validates their values); an unknown variant or field is a ``ValueError`` listing the known ones."""

@@ -27,7 +27,7 @@ from reidlib.engine.trainer import Hook
 from reidlib.models.esnet import ESNet, ESNetConfig
 from reidlib.nn import Metric
 
-from ._recipe import Demo, Recipe, imagenet_start, named_variant
+from ._recipe import Demo, Recipe, imagenet_start, named_variant, trained_once
 from .baseline import CPU_PROTOCOL, PAPER_TRIPLET
 
 __all__ = ["VARIANTS", "PRESETS", "TrainingPreset", "TABLE_ROWS", "ROW_ALIASES", "CLAIMS", "RECIPE", "Demo",
@@ -403,7 +403,7 @@ def load_demo(variant: str = "esnet", *, steps: int = 48, seed: int = 0) -> Demo
     under ``reidlib.paths.cache_dir("esnet-demo")`` so later executions of the pages only load it."""
     from reidlib.data import build_dataset, synthped
     from reidlib.data.transforms import build_transforms
-    from reidlib.engine.checkpoint import CheckpointMismatchError, load_checkpoint, load_model_state, save_checkpoint
+    from reidlib.engine.checkpoint import CheckpointMismatchError, load_checkpoint, load_model_state
     from reidlib.paths import cache_dir
 
     test_tf = build_transforms(DEMO_HEIGHT, DEMO_WIDTH, train=False)
@@ -421,15 +421,6 @@ def load_demo(variant: str = "esnet", *, steps: int = 48, seed: int = 0) -> Demo
     torch.manual_seed(seed)
     model = build(variant, ds.num_train_pids, backbone="resnet18")
     cached = cache_dir("esnet-demo") / f"{variant}-tiny-s{seed}-{steps}steps-v{DEMO_VERSION}.pt"
-    if cached.is_file():
-        load_model_state(model, load_checkpoint(cached)["model"], source=cached)
-    else:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            _train_demo(model, ds, steps, seed)
-        finally:
-            torch.set_num_threads(threads)
-        save_checkpoint({"model": model.state_dict()}, cached)
+    trained_once(model, cached, lambda: _train_demo(model, ds, steps, seed))
     return Demo(model.eval(), ds, test_tf, f"{steps} training steps on synthped 'tiny' (cached at {cached.name})",
                 variant)

@@ -24,7 +24,7 @@ import torch
 from reidlib.models.hashing import SSRHashing
 from reidlib.paths import cache_dir
 
-from ._recipe import Demo
+from ._recipe import Demo, trained_once
 from .baseline import CPU_PROTOCOL
 from .hashing import VARIANTS, HashingEvaluation, criterion_options
 
@@ -72,8 +72,6 @@ def load_demo(variant: str, *, steps: int = 48, seed: int = 0) -> Demo:
     (see the module docstring), in eval mode; trained once and cached (:func:`demo_path`)."""
     from reidlib.data import build_dataset, synthped
     from reidlib.data.transforms import build_transforms
-    from reidlib.engine.checkpoint import load_checkpoint, load_model_state, save_checkpoint
-
     if variant not in VARIANTS:
         raise ValueError(f"load_demo: unknown hashing variant {variant!r}; expected one of {list(VARIANTS)}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -82,15 +80,6 @@ def load_demo(variant: str, *, steps: int = 48, seed: int = 0) -> Demo:
     test_tf = build_transforms(DEMO_HEIGHT, DEMO_WIDTH, train=False)
     model = _build(variant, ds.num_train_pids, seed)
     cached = demo_path(variant, steps, seed)
-    if cached.is_file():
-        load_model_state(model, load_checkpoint(cached)["model"], source=cached)
-    else:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            _train(model, ds, test_tf, steps, seed)
-        finally:
-            torch.set_num_threads(threads)
-        save_checkpoint({"model": model.state_dict()}, cached)
+    trained_once(model, cached, lambda: _train(model, ds, test_tf, steps, seed))
     return Demo(model.eval(), ds, test_tf, f"{steps} training steps on synthped 'tiny' (cached at {cached.name})",
                        variant)

@@ -18,7 +18,7 @@ import torch
 
 from reidlib.paths import cache_dir
 
-from ._recipe import Demo
+from ._recipe import Demo, trained_once
 from .baseline import CPU_PROTOCOL
 
 __all__ = ["DEMO_PARAMETERS", "DEMO_VERSION", "DETAILS", "load_demo", "load_baseline_demo", "part_masks", "attention_on_parts",
@@ -69,7 +69,6 @@ def load_baseline_demo(*, seed: int = 0) -> Demo:
     from reidlib.data import ImageDataset
     from reidlib.data.samplers import PKSampler
     from reidlib.data.transforms import build_transforms
-    from reidlib.engine.checkpoint import load_checkpoint, load_model_state, save_checkpoint
     from reidlib.engine.trainer import Trainer
     from reidlib.losses import build_criterion
     from reidlib.models import build_model, input_normalization
@@ -81,23 +80,18 @@ def load_baseline_demo(*, seed: int = 0) -> Demo:
     model = build_model("baseline", ds.num_train_pids, backbone=CPU_PROTOCOL["backbone"],
                         pretrained=CPU_PROTOCOL["pretrained"])
     cached = cache_dir("reid-done-right-demo") / f"baseline-v{DEMO_VERSION}-s{seed}.pt"
-    if cached.is_file():
-        load_model_state(model, load_checkpoint(cached)["model"], source=cached)
-    else:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            sampler = PKSampler([r.pid for r in ds.train], _BASELINE_P, _BASELINE_K, seed=seed)
-            per_epoch = min(_BASELINE_STEPS, len(sampler))
-            criterion = build_criterion("reid", ds.num_train_pids, margin=CPU_PROTOCOL["margin"],
-                                        metric=CPU_PROTOCOL["triplet_metric"])
-            train_tf = build_transforms(128, 64, train=True, mean=mean, std=std)
-            Trainer(model, criterion, torch.optim.Adam(model.parameters(), lr=CPU_PROTOCOL["lr"], weight_decay=5e-4),
-                    ImageDataset(ds.train, train_tf), sampler, epochs=-(-_BASELINE_STEPS // per_epoch), seed=seed,
-                    max_steps_per_epoch=per_epoch, progress=False).fit()
-        finally:
-            torch.set_num_threads(threads)
-        save_checkpoint({"model": model.state_dict()}, cached)
+
+    def train() -> None:
+        sampler = PKSampler([r.pid for r in ds.train], _BASELINE_P, _BASELINE_K, seed=seed)
+        per_epoch = min(_BASELINE_STEPS, len(sampler))
+        criterion = build_criterion("reid", ds.num_train_pids, margin=CPU_PROTOCOL["margin"],
+                                    metric=CPU_PROTOCOL["triplet_metric"])
+        train_tf = build_transforms(128, 64, train=True, mean=mean, std=std)
+        Trainer(model, criterion, torch.optim.Adam(model.parameters(), lr=CPU_PROTOCOL["lr"], weight_decay=5e-4),
+                ImageDataset(ds.train, train_tf), sampler, epochs=-(-_BASELINE_STEPS // per_epoch), seed=seed,
+                max_steps_per_epoch=per_epoch, progress=False).fit()
+
+    trained_once(model, cached, train)
     return Demo(model.eval(), ds, test_tf, f"{_BASELINE_STEPS} batches of 64 on synthped 'tiny' (cached at {cached.name})",
                 "baseline")
 
