@@ -77,6 +77,17 @@ def _as_labels(x: ArrayLike, name: str, length: int, length_name: str) -> np.nda
     return arr.astype(np.int64, copy=False)
 
 
+def as_tensor_view(arr: np.ndarray) -> torch.Tensor:
+    """A numeric array as a tensor sharing its memory where it can: a non-native byte order is
+    converted (torch has none), and a read-only array is accepted without torch's warning, since the
+    evaluation functions never write their inputs."""
+    if arr.dtype.byteorder not in "=|":
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(arr)
+
+
 def _as_distmat(distmat: np.ndarray | torch.Tensor) -> torch.Tensor:
     """The distance matrix as a CPU tensor (no copy for a CPU array), shape checked."""
     if isinstance(distmat, torch.Tensor):
@@ -85,11 +96,7 @@ def _as_distmat(distmat: np.ndarray | torch.Tensor) -> torch.Tensor:
         arr = np.asarray(distmat)
         if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
             raise ValueError(f"distmat must be a numeric (Q, G) array, got dtype {arr.dtype}")
-        if arr.dtype.byteorder not in "=|":
-            arr = arr.astype(arr.dtype.newbyteorder("="))
-        with warnings.catch_warnings():   # read-only arrays are fine: distmat is never written
-            warnings.simplefilter("ignore", UserWarning)
-            d = torch.from_numpy(arr)
+        d = as_tensor_view(arr)
     if d.ndim != 2:
         raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got shape {tuple(d.shape)}")
     if d.shape[0] == 0:

@@ -65,11 +65,12 @@ matters. Rows already of unit norm change by at most an ulp. A row of norm below
 """
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import numpy as np
 import torch
+
+from .metrics import as_tensor_view
 
 __all__ = [
     "MIN_NORM",
@@ -95,11 +96,7 @@ def _as_descriptors(x, name: str) -> torch.Tensor:
         arr = np.asarray(x)
         if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):
             raise ValueError(f"{name} must hold float32 or float64 descriptors, got dtype {arr.dtype}")
-        if arr.dtype.byteorder not in "=|":
-            arr = arr.astype(arr.dtype.newbyteorder("="))
-        with warnings.catch_warnings():   # read-only arrays are fine: inputs are never written
-            warnings.simplefilter("ignore", UserWarning)
-            t = torch.from_numpy(arr)
+        t = as_tensor_view(arr)
     if t.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"{name} must hold float32 or float64 descriptors, got dtype {t.dtype}")
     if t.ndim != 2:

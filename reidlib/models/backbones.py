@@ -41,6 +41,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.error import URLError
 from urllib.parse import urlparse
 
@@ -53,7 +54,7 @@ from reidlib.registry import Registry
 
 from .efficientnet_lite import LITE_MEAN, LITE_STD, LITE_VARIANTS, EfficientNetLite, pretrained_weights_file
 
-__all__ = ["BACKBONES", "RESNETS", "ResNetBackbone", "build_backbone", "hub_cache_path", "input_normalization",
+__all__ = ["BACKBONES", "RESNETS", "ResNetBackbone", "backbone_module", "build_backbone", "hub_cache_path", "input_normalization",
            "load_backbone_weights", "load_state_dict_file", "set_last_stride"]
 
 RESNETS: dict[str, str] = {
@@ -332,6 +333,17 @@ def build_backbone(
     if last_stride not in (1, 2):
         raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
     return factory(last_stride=last_stride, pretrained=pretrained, weights_path=weights_path)
+
+
+def backbone_module(backbone: str | nn.Module, owner: str, **options: Any) -> nn.Module:
+    """A model's backbone: ``backbone`` built by :func:`build_backbone` from its name with ``options``
+    (``last_stride``, ``pretrained``, ``weights_path``), or a module passed as is, which must say its feature
+    map's channel count in ``out_channels`` (else a ``ValueError`` naming ``owner``, the model)."""
+    if isinstance(backbone, str):
+        return build_backbone(backbone, **options)
+    if not hasattr(backbone, "out_channels"):
+        raise ValueError(f"{owner}: a backbone module needs an `out_channels` attribute (its feature map's C)")
+    return backbone
 
 
 def input_normalization(name: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:

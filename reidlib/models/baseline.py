@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from reidlib.nn import check_images
 
-from .backbones import build_backbone
+from .backbones import backbone_module
 from .heads import BNNeck, LinearHead, TestFeature
 from .pooling import build_pooling
 from .registry import register_model
@@ -57,10 +57,8 @@ class Baseline(nn.Module):
         super().__init__()
         if num_classes is None or int(num_classes) < 1:
             raise ValueError(f"Baseline: num_classes (the number of training identities) must be >= 1, got {num_classes!r}")
-        if isinstance(backbone, str):
-            backbone = build_backbone(backbone, last_stride=last_stride, pretrained=pretrained, weights_path=weights_path)
-        elif not hasattr(backbone, "out_channels"):
-            raise ValueError("Baseline: a backbone module needs an `out_channels` attribute (its feature map's C)")
+        backbone = backbone_module(backbone, "Baseline", last_stride=last_stride, pretrained=pretrained,
+                                   weights_path=weights_path)
         self.backbone = backbone
         self.pooling = build_pooling(pooling)
         self.feature_dim = int(backbone.out_channels)

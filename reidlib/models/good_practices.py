@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from reidlib.nn import check_images
 
-from .backbones import build_backbone
+from .backbones import backbone_module
 from .pooling import build_pooling
 from .registry import register_model
 
@@ -74,10 +74,8 @@ class GoodPractices(nn.Module):
             raise ValueError(f"GoodPractices: dim (the descriptor size) must be an integer >= 1, got {dim!r}")
         if str(pooling).lower() not in ("gmp", "max", "gap", "avg"):
             raise ValueError(f"GoodPractices: pooling must be 'gmp' (the paper's) or 'gap' (Table 3a), got {pooling!r}")
-        if isinstance(backbone, str):
-            backbone = build_backbone(backbone, last_stride=last_stride, pretrained=pretrained, weights_path=weights_path)
-        elif not hasattr(backbone, "out_channels"):
-            raise ValueError("GoodPractices: a backbone module needs an `out_channels` attribute (its feature map's C)")
+        backbone = backbone_module(backbone, "GoodPractices", last_stride=last_stride, pretrained=pretrained,
+                                   weights_path=weights_path)
         self.backbone = backbone
         self.pooling = build_pooling(pooling)
         self.feature_dim = int(backbone.out_channels)

@@ -315,3 +315,14 @@ def test_build_model_registry():
         build_model("baseline", 5, backbone="resnet18", poolng="gem")
     with pytest.raises(ValueError, match="num_classes"):
         build_model("baseline", 0)
+
+
+@pytest.mark.parametrize("name, owner", [("baseline", "Baseline"), ("good_practices", "GoodPractices")])
+def test_a_backbone_module_without_out_channels_is_refused_naming_the_model(name, owner):
+    from reidlib.models import build_model
+
+    with pytest.raises(ValueError, match=f"{owner}: a backbone module needs an `out_channels`"):
+        build_model(name, 4, backbone=torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)))
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3))
+    conv.out_channels = 8
+    assert build_model(name, 4, backbone=conv).backbone is conv
