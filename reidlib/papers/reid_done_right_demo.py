@@ -22,7 +22,8 @@ from ._recipe import Demo, trained_once
 from .baseline import CPU_PROTOCOL
 
 __all__ = ["DEMO_PARAMETERS", "DEMO_VERSION", "DETAILS", "load_demo", "load_baseline_demo", "part_masks", "attention_on_parts",
-           "distractor_descriptors", "draw_descriptors", "distractor_curve"]
+           "distractor_records", "distractor_descriptors", "draw_descriptors", "distractor_curve", "weights_fingerprint",
+           "measure_distractor_curves", "load_distractor_record", "MAX_DISTRACTOR_IMAGES"]
 
 DEMO_VERSION = 1
 #: The good-practices demo: synthped 'tiny', 24 classification batches of 32, 48 ranking updates of 8 triplets
@@ -130,23 +131,46 @@ def attention_on_parts(demo: Demo, records: Any, *, top: int = 50) -> Any:
     return pd.DataFrame(rows)
 
 
-def distractor_descriptors(demo: Demo, count: int) -> torch.Tensor:
-    """The demo model's descriptors ``(count, D)`` of the first ``count`` distractor images (pid 0000, by file
-    name) of synthped's ``distractors`` preset, embedded once and cached beside the demo's weights."""
+#: At most this many distractor images (:func:`distractor_records`): 20 seeds of the ``distractors`` preset.
+MAX_DISTRACTOR_IMAGES = 100_000
+_DISTRACTOR_SEEDS = 20
+
+
+def distractor_records(count: int) -> list[Any]:
+    """The first ``count`` distractor images (pid 0000): those of synthped's ``distractors`` preset at seed 0
+    by file name, then at seed 1, and so on (each seed draws other passers-by, about 5,500 each), generated
+    once per seed as needed. ``count`` lies in ``[0, MAX_DISTRACTOR_IMAGES]``."""
     from reidlib.data import build_dataset, synthped
+
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_DISTRACTOR_IMAGES:
+        raise ValueError(f"count (distractor images) must be an integer in [0, {MAX_DISTRACTOR_IMAGES}], got {count!r}")
+    out: list[Any] = []
+    for seed in range(_DISTRACTOR_SEEDS):
+        if len(out) >= count:
+            break
+        ds = build_dataset("synthped", synthped.ensure("distractors", seed=seed))
+        out += sorted((r for r in ds.gallery if r.pid == 0), key=lambda r: str(r.path))
+    if len(out) < count:
+        raise ValueError(f"count {count} exceeds the {len(out)} distractor images of {_DISTRACTOR_SEEDS} seeds of "
+                         "synthped's 'distractors' preset")
+    return out[:count]
+
+
+def distractor_descriptors(demo: Demo, count: int, *, progress: bool = False) -> torch.Tensor:
+    """The demo model's descriptors ``(count, D)`` of the first ``count`` distractor images
+    (:func:`distractor_records`), embedded once (a tqdm bar with ``progress``) and cached beside the demo's
+    weights."""
+    from tqdm.auto import tqdm
+
     from reidlib.engine.checkpoint import load_checkpoint, save_checkpoint
 
-    records = sorted((r for r in build_dataset("synthped", synthped.ensure("distractors")).gallery if r.pid == 0),
-                     key=lambda r: str(r.path))
-    if not 0 <= count <= len(records):
-        raise ValueError(f"count must lie in [0, {len(records)}] (the distractors of synthped's 'distractors' "
-                         f"preset), got {count!r}")
+    records = distractor_records(count)
     cached = cache_dir("reid-done-right-demo") / f"distractors-{demo.variant}-v{DEMO_VERSION}-{count}.pt"
     if cached.is_file():
         return load_checkpoint(cached)["descriptors"]
     out = []
     with torch.no_grad():
-        for s in range(0, count, 256):
+        for s in tqdm(range(0, count, 256), desc=f"embed distractors ({demo.variant})", disable=not progress):
             out.append(demo.model(demo.images(records[s:s + 256])).float())
     feats = torch.cat(out) if out else torch.empty(0, 0)
     save_checkpoint({"descriptors": feats}, cached)
@@ -178,7 +202,8 @@ def draw_descriptors(sample: torch.Tensor, count: int, *, rank: int = 64, seed: 
 
 
 def distractor_curve(demo: Demo, image_counts: Any = (0, 500, 1000, 2000, 5000),
-                     drawn_counts: Any = (10_000, 50_000, 100_000, 500_000), *, cache: bool = True) -> Any:
+                     drawn_counts: Any = (10_000, 50_000, 100_000, 500_000), *, cache: bool = True,
+                     progress: bool = False) -> Any:
     """mAP and rank-1 of the demo's test queries as distractors join its gallery (Fig. 7's protocol): first
     synthped distractor *images* (:func:`distractor_descriptors`), then *drawn* descriptors
     (:func:`draw_descriptors`, fitted to the distractor images' descriptors) added to all of them. Each point
@@ -204,7 +229,7 @@ def distractor_curve(demo: Demo, image_counts: Any = (0, 500, 1000, 2000, 5000),
     qf, gf = torch.nn.functional.normalize(qf, dim=1), torch.nn.functional.normalize(gf, dim=1)
     qp, qc = np.array([r.pid for r in ds.query]), np.array([r.camid for r in ds.query])
     gp, gc = np.array([r.pid for r in ds.gallery]), np.array([r.camid for r in ds.gallery])
-    images = torch.nn.functional.normalize(distractor_descriptors(demo, max(image_counts)), dim=1)
+    images = torch.nn.functional.normalize(distractor_descriptors(demo, max(image_counts), progress=progress), dim=1)
     base = 1 - qf @ gf.T  # cosine distances to the test gallery
     rows = []
 
@@ -231,3 +256,83 @@ def distractor_curve(demo: Demo, image_counts: Any = (0, 500, 1000, 2000, 5000),
     if cache:
         frame.to_csv(cached, index=False)
     return frame
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """The first 12 hex digits of the SHA-256 of a model's state (names, shapes and bytes, in order): two
+    models with the same fingerprint hold the same weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:12]
+
+
+#: The recorded curve (``python -m reidlib.papers.reid_done_right_demo``): Fig. 7's 0 to 50,000 distractor
+#: images, then drawn descriptors to 500,000.
+RECORD_IMAGE_COUNTS = (0, 1000, 2000, 5000, 10_000, 20_000, 50_000)
+RECORD_DRAWN_COUNTS = (100_000, 200_000, 500_000)
+
+
+def measure_distractor_curves(image_counts: Any = RECORD_IMAGE_COUNTS, drawn_counts: Any = RECORD_DRAWN_COUNTS,
+                              *, seed: int = 0, progress: bool = False) -> Any:
+    """:func:`distractor_curve` of both demo models (``model``: good-practices, baseline), uncached, each row
+    with the model's ``source`` and :func:`weights_fingerprint` and the provenance of the run
+    (:func:`reidlib.engine.records.provenance`): the record the distractors page reads."""
+    import pandas as pd
+
+    from reidlib.engine.records import provenance
+
+    frames = []
+    for name, demo in (("good-practices", load_demo(seed=seed)), ("baseline", load_baseline_demo(seed=seed))):
+        curve = distractor_curve(demo, image_counts, drawn_counts, cache=False, progress=progress)
+        frames.append(curve.assign(model=name, source=demo.source, weights=weights_fingerprint(demo.model)))
+    out = pd.concat(frames, ignore_index=True)
+    for k, v in provenance("cpu").items():
+        out[k] = v
+    out["threads"] = torch.get_num_threads()
+    return out
+
+
+def load_distractor_record(results: Any = None) -> Any:
+    """The recorded curves (``<results>/reid_done_right/distractor_curve/*.csv``, default: the project's
+    ``results/``), one DataFrame with a ``record`` column (the file's stem), or ``None`` where there is none."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from reidlib.paths import results_dir
+
+    root = Path(results) if results is not None else results_dir()
+    paths = sorted((root / "reid_done_right" / "distractor_curve").glob("*.csv"))
+    return pd.concat([pd.read_csv(p).assign(record=p.stem) for p in paths], ignore_index=True) if paths else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m reidlib.papers.reid_done_right_demo --out results/reid_done_right/distractor_curve/cpu.csv``:
+    measure both demo models' curves (:data:`RECORD_IMAGE_COUNTS`, :data:`RECORD_DRAWN_COUNTS`) and write them."""
+    import argparse
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description="The distractor curves of the Re-ID done right chapter's demo models.")
+    ap.add_argument("--out", required=True, help="the CSV to write")
+    ap.add_argument("--images", type=int, nargs="+", default=list(RECORD_IMAGE_COUNTS), help="distractor images")
+    ap.add_argument("--drawn", type=int, nargs="+", default=list(RECORD_DRAWN_COUNTS), help="drawn descriptors")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    frame = measure_distractor_curves(tuple(args.images), tuple(args.drawn), progress=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(out)
+    print(frame[["model", "distractors", "added", "mAP", "rank-1", "seconds"]].to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

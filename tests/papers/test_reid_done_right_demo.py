@@ -3,6 +3,7 @@ attention on them (against the masks' area), on an untrained model (the demo mod
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from reidlib.data import build_dataset, synthped
@@ -55,3 +56,42 @@ def test_the_distractor_curve_falls_as_distractors_join():
     curve = distractor_curve(demo, image_counts=(0, 40), drawn_counts=(300,), cache=False)
     assert list(curve["added"]) == [0, 40, 300] and list(curve["gallery"]) == [len(ds.gallery) + n for n in (0, 40, 300)]
     assert curve["mAP"].is_monotonic_decreasing and (curve["mAP"] > 0).all()
+
+
+def test_distractor_records_are_pid_0000_in_a_fixed_order_and_bad_counts_are_refused():
+    from reidlib.papers.reid_done_right_demo import MAX_DISTRACTOR_IMAGES, distractor_records
+
+    first = distractor_records(30)
+    assert len(first) == 30 and all(r.pid == 0 for r in first)
+    assert [r.path for r in distractor_records(10)] == [r.path for r in first[:10]]
+    assert distractor_records(0) == []
+    for bad in (-1, 2.5, True, MAX_DISTRACTOR_IMAGES + 1):
+        with pytest.raises(ValueError, match="count"):
+            distractor_records(bad)
+
+
+def test_the_weights_fingerprint_tells_weights_apart():
+    from reidlib.papers.reid_done_right_demo import weights_fingerprint
+
+    torch.manual_seed(0)
+    a = torch.nn.Linear(4, 3)
+    b = torch.nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    assert weights_fingerprint(a) == weights_fingerprint(b) and len(weights_fingerprint(a)) == 12
+    with torch.no_grad():
+        b.bias[0] += 1e-6
+    assert weights_fingerprint(a) != weights_fingerprint(b)
+
+
+def test_the_distractor_record_is_read_back_with_its_provenance(tmp_path):
+    import pandas as pd
+
+    from reidlib.papers.reid_done_right_demo import load_distractor_record
+
+    assert load_distractor_record(tmp_path) is None
+    folder = tmp_path / "reid_done_right" / "distractor_curve"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"model": ["baseline"], "added": [0], "mAP": [50.0], "device": ["cpu"]}).to_csv(folder / "cpu.csv",
+                                                                                              index=False)
+    back = load_distractor_record(tmp_path)
+    assert back.to_dict("records") == [{"model": "baseline", "added": 0, "mAP": 50.0, "device": "cpu", "record": "cpu"}]
