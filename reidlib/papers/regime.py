@@ -20,9 +20,10 @@ Experiments run with the baseline recipe (:mod:`reidlib.papers.baseline`) on the
   part chapters' 192x64): Table 1's four rows; the rows its other claims compare (Tables 2-4, canonical
   names); Fig. 4's erasing sweep on P(1,4), reduced to n in {10, 20, 40} at p = 0.5, p in {0.25, 0.75} at
   n = 20, random erasing alone and RE + RPE(20) at p = 0.5.
-* ``reid_done_right``, ``reid_done_right_size``: the "Re-ID done right" chapter's
+* ``reid_done_right``, ``reid_done_right_size``, ``reid_done_right_cuhk03``: the "Re-ID done right" chapter's
   (:mod:`reidlib.papers.reid_done_right`): the rows its claims compare (Tables 1, 3a, 3c and ours) and
-  Table 1's all-augmentations row; Table 2's other largest sides (80 and 200 px) on the final model.
+  Table 1's all-augmentations row; Table 2's other largest sides (80 and 200 px) on the final model;
+  ``reid_done_right_cuhk03``: the full recipe on the real CUHK03-NP subset.
 * ``hashing``, ``hashing_sweep``: the hashing chapter's (:mod:`reidlib.papers.hashing`, 192x64): the rows its
   claims compare (Table 6's teacher row is the full model's own teacher code), then Fig. 5's alpha in
   {0, 0.7, 1} and Fig. 6's beta in {0.1, 0.5} beside the paper's 0.3; ``hashing_cuhk03``: SSR without
@@ -160,6 +161,10 @@ def _plan() -> dict[str, list[dict[str, Any]]]:
     plan["reid_done_right"] = [r for v in rows for r in _runs(recipe="reid_done_right", variant=v, eval_every=0)]
     plan["reid_done_right_size"] = [r for side in reid_done_right.TABLE_2_SIDES if side != 128 for r in _runs(
         recipe="reid_done_right", variant="full", largest_side=side, eval_every=0)]
+    # the full recipe on the real CUHK03-NP subset, at the synthped runs' CPU scale (128 ranking updates)
+    plan["reid_done_right_cuhk03"] = _runs(recipe="reid_done_right", variant="full", eval_every=0,
+                                           dataset=CUHK03["dataset"], data_root=CUHK03["data_root"],
+                                           dataset_options={"split": CUHK03["split"]})
     return plan
 
 

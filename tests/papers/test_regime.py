@@ -34,7 +34,7 @@ def test_every_setting_has_the_three_seeds():
     assert regime.SEEDS == (0, 1, 2)
     assert set(regime.PLAN) == {"pretraining", "triplet", "cuhk03", "ablation", "esnet", "esnet_sweep", "esnet_cuhk03",
                                 "henet", "henet_ablation", "henet_rpe", "hashing", "hashing_sweep",
-                                "hashing_cuhk03", "reid_done_right", "reid_done_right_size"}
+                                "hashing_cuhk03", "reid_done_right", "reid_done_right_size", "reid_done_right_cuhk03"}
     for group, runs in regime.PLAN.items():
         seeds = defaultdict(list)
         for p in runs:
@@ -167,7 +167,7 @@ def test_the_real_data_runs_train_the_loss_the_pick_is_made_on():
 def test_planned_rejects_an_unknown_group():
     known = (r"\['pretraining', 'triplet', 'cuhk03', 'ablation', 'esnet', 'esnet_sweep', 'esnet_cuhk03', 'henet', "
              r"'henet_ablation', 'henet_rpe', 'hashing', 'hashing_sweep', 'hashing_cuhk03', 'reid_done_right', "
-             r"'reid_done_right_size'\]")
+             r"'reid_done_right_size', 'reid_done_right_cuhk03'\]")
     with pytest.raises(ValueError, match=r"unknown group 'nope'; expected some of " + known):
         regime.planned(["nope"])
 
@@ -567,3 +567,14 @@ def test_esnet_runs_give_the_claims_their_seeds_first():
     for t in set(tier):  # within a tier, seed by seed
         seeds = [s for (v, s), k in zip(order, tier) if k == t]
         assert seeds == sorted(seeds)
+
+
+def test_the_reid_done_right_plan_runs_every_claimed_row_and_the_full_recipe_on_cuhk03():
+    rows = {p["variant"] for p in regime.PLAN["reid_done_right"]}
+    assert {v for claim in reid_done_right.CLAIMS for v in claim[1:]} <= rows
+    cuhk = regime.PLAN["reid_done_right_cuhk03"]
+    assert {(p["variant"], p["dataset"], p["dataset_options"]["split"]) for p in cuhk} == {("full", "cuhk03_np", "labeled")}
+    paths = [regime.record_path_of(p) for p in cuhk]
+    assert len(set(paths)) == 3 and all(path.parent.name == "cuhk03_np_labeled" for path in paths)
+    synthped = {regime.record_path_of(p).name for p in regime.PLAN["reid_done_right"] if p["variant"] == "full"}
+    assert {path.name for path in paths} == synthped  # the same run, on the other data
