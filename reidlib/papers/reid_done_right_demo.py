@@ -23,7 +23,7 @@ from .baseline import CPU_PROTOCOL
 
 __all__ = ["DEMO_PARAMETERS", "DEMO_VERSION", "DETAILS", "load_demo", "load_baseline_demo", "part_masks", "attention_on_parts",
            "distractor_records", "distractor_descriptors", "draw_descriptors", "distractor_curve", "weights_fingerprint",
-           "measure_distractor_curves", "load_distractor_record", "MAX_DISTRACTOR_IMAGES"]
+           "measure_distractor_curves", "load_distractor_record", "plot_distractor_curves", "MAX_DISTRACTOR_IMAGES"]
 
 DEMO_VERSION = 1
 #: The good-practices demo: synthped 'tiny', 24 classification batches of 32, 48 ranking updates of 8 triplets
@@ -256,6 +256,25 @@ def distractor_curve(demo: Demo, image_counts: Any = (0, 500, 1000, 2000, 5000),
     if cache:
         frame.to_csv(cached, index=False)
     return frame
+
+
+def plot_distractor_curves(curves: Any) -> Any:
+    """mAP and rank-1 (two panels) against the distractors added, one line per ``model`` of ``curves`` (a
+    :func:`distractor_curve` frame with a ``model`` column), log scale with 0 drawn at 100 and a dotted line
+    where the synthped images end and the drawn descriptors begin. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharex=True)
+    last_image = curves.loc[curves.distractors == "synthped images", "added"].max()
+    for ax, metric in zip(axes, ("mAP", "rank-1")):
+        for name, group in curves.groupby("model", sort=False):
+            ax.plot(group["added"].clip(lower=100), group[metric], marker="o", label=name)
+        ax.axvline(last_image, color="grey", lw=0.8, ls=":")
+        ax.set(xscale="log", xlabel="distractors added (0 drawn at 100; right of the dotted line: drawn descriptors)",
+               ylabel=f"{metric} (%)")
+    axes[0].legend()
+    fig.tight_layout()
+    return fig
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:

@@ -95,3 +95,22 @@ def test_the_distractor_record_is_read_back_with_its_provenance(tmp_path):
                                                                                               index=False)
     back = load_distractor_record(tmp_path)
     assert back.to_dict("records") == [{"model": "baseline", "added": 0, "mAP": 50.0, "device": "cpu", "record": "cpu"}]
+
+
+def test_the_distractor_plot_draws_one_line_per_model_and_marks_where_images_end():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from reidlib.papers.reid_done_right_demo import plot_distractor_curves
+
+    rows = [{"model": m, "distractors": kind, "added": n, "mAP": 50.0 - i, "rank-1": 60.0 - i}
+            for m in ("good-practices", "baseline")
+            for i, (kind, n) in enumerate([("synthped images", 0), ("synthped images", 2000), ("drawn descriptors", 9000)])]
+    fig = plot_distractor_curves(pd.DataFrame(rows))
+    for ax in fig.axes:
+        lines = ax.get_lines()
+        assert [line.get_label() for line in lines[:2]] == ["good-practices", "baseline"]
+        assert list(lines[0].get_xdata()) == [100, 2000, 9000]  # 0 drawn at 100 on the log axis
+        assert list(lines[2].get_xdata()) == [2000, 2000]  # the dotted line at the last image count
