@@ -49,7 +49,7 @@ from torchvision.transforms.v2._utils import is_pure_tensor
 from reidlib.registry import Registry
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "RandomPadCrop", "build_aspect_transforms",
+    "IMAGENET_MEAN", "IMAGENET_STD", "RandomPadCrop", "build_aspect_transforms", "build_misaligned_transforms",
     "ErasingBox", "ErasingTransform", "ProgressiveCutout",
     "RandomErasing", "RandomPolygon", "RandomPolygonErasing", "apply_erasing", "build_transforms",
     "progressive_cutout_mask", "random_erasing_mask", "random_polygon_erasing_mask",
@@ -614,6 +614,26 @@ def build_transforms(height: int, width: int, *, train: bool, random_erasing: fl
         if progressive_cutout > 0:
             steps.append(ProgressiveCutout(progressive_cutout, **(cutout_options or {})))
     steps.append(v2.Normalize(list(mean), list(std)))
+    return v2.Compose(steps)
+
+
+def build_misaligned_transforms(height: int, width: int, amount: float, *, mean: Sequence[float] = IMAGENET_MEAN,
+                                std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
+    """The test pipeline of :func:`build_transforms` with the box *misaligned*: after the resize, the crop
+    window moves by a uniform offset of up to ``amount`` of the height vertically and half of it horizontally
+    (``v2.RandomCrop`` over an edge-replicated border, so the box shows more of one side and loses the
+    other, as a detector's box cut too high or too low does). ``amount`` lies in ``[0, 1)``; 0 is the plain
+    test pipeline. The offsets come from torch's global generator: seed it (or the loader's workers) for
+    the same offsets in every run."""
+    height, width = _check_size(height, width)
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 <= amount < 1:
+        raise ValueError(f"misalignment amount must be a number in [0, 1) (a fraction of the box height), got {amount!r}")
+    mean, std = _check_mean_std(mean, std)
+    dy, dx = round(amount * height), round(amount * width / 2)
+    steps: list[nn.Module] = [v2.ToImage(), v2.Resize((int(height), int(width)), antialias=True)]
+    if dy or dx:
+        steps.append(v2.RandomCrop((int(height), int(width)), padding=[dx, dy], padding_mode="edge"))
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     return v2.Compose(steps)
 
 

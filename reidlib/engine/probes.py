@@ -33,7 +33,7 @@ from reidlib.nn import pairwise_distance
 
 from .trainer import Hook
 
-__all__ = ["TripletProbe", "feature_statistics", "last_stage_parameters"]
+__all__ = ["FinalEvaluations", "TripletProbe", "feature_statistics", "last_stage_parameters"]
 
 _STATS = ("feat_norm", "feat_spread", "dim_std", "d_ap", "d_an", "active")
 
@@ -125,3 +125,33 @@ class TripletProbe(Hook):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._stats = [dict(s) for s in state.get("stats", [])]
         self._ratios = [list(r) for r in state.get("ratios", [])]
+
+
+class FinalEvaluations(Hook):
+    """More evaluations of the trained model after the last epoch, kept beside the run's own: ``evaluations``
+    maps a name to ``build(dataset, test_transform, device) -> evaluator``, where ``dataset`` and
+    ``test_transform`` are the run's (:meth:`Hook.on_setup`) and the evaluator, ``model -> metrics`` (e.g.
+    :func:`reidlib.engine.run.make_evaluator` on another test set or transform), is built when first needed.
+    Each result lands in the last epoch's ``log["metrics"][name]``, i.e. the record's ``final[name]``.
+
+    Each evaluation runs under a forked random state seeded with ``seed``, so that what it draws (the offsets
+    of a misaligned box) is the same in every run and the training's streams are left as they were."""
+
+    def __init__(self, evaluations: Mapping[str, Any], *, seed: int = 0) -> None:
+        if not evaluations:
+            raise ValueError("FinalEvaluations: evaluations must name at least one evaluation")
+        self.evaluations, self.seed = dict(evaluations), int(seed)
+        self._setup: tuple[Any, Any] | None = None
+
+    def on_setup(self, dataset: Any, test_transform: Any) -> None:
+        self._setup = (dataset, test_transform)
+
+    def on_epoch_end(self, trainer: Any, epoch: int, log: dict[str, Any]) -> None:
+        if epoch != trainer.epochs - 1 or "metrics" not in log:
+            return
+        if self._setup is None:
+            raise RuntimeError("FinalEvaluations: on_setup was not called (pass the hook to run_training)")
+        for name, build in self.evaluations.items():
+            with torch.random.fork_rng(devices=[trainer.device] if trainer.device.type == "cuda" else []):
+                torch.manual_seed(self.seed)
+                log["metrics"][name] = build(*self._setup, trainer.device)(trainer.module)

@@ -28,9 +28,13 @@ def _parse_list(name: str, value: Any) -> list[int]:
         except ValueError as e:
             raise ValueError(f"parameter {name!r} must be a list of integers such as [40, 70], got {value!r}") from e
     try:
-        return [int(v) for v in value]
-    except (TypeError, ValueError):
+        items = list(value)
+    except TypeError:
         raise ValueError(f"parameter {name!r} must be a list of integers such as [40, 70], got {value!r}") from None
+    # 12.5 or True is not silently read as 12 or 1; 40.0 is 40
+    if not all(isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer() for v in items):
+        raise ValueError(f"parameter {name!r} must be a list of integers such as [40, 70], got {value!r}")
+    return [int(v) for v in items]
 
 
 @dataclass

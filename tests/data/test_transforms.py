@@ -323,3 +323,23 @@ def test_build_transforms_train_and_test():
     assert torch.equal(plain(img), y)
     with pytest.raises(ValueError, match="random_erasing"):
         build_transforms(64, 32, train=True, random_erasing=2.0)
+
+
+def test_a_misaligned_box_is_the_plain_one_shifted_with_its_edges_replicated():
+    from reidlib.data.transforms import build_misaligned_transforms
+
+    rows = torch.arange(64, dtype=torch.uint8).repeat_interleave(2).view(1, 128, 1).expand(3, 128, 64).contiguous()
+    plain = build_transforms(128, 64, train=False)(rows)
+    assert torch.equal(build_misaligned_transforms(128, 64, 0.0)(rows), plain)
+    torch.manual_seed(0)
+    shifted = [build_misaligned_transforms(128, 64, 0.25)(rows) for _ in range(20)]
+    offsets = set()
+    for out in shifted:
+        # every output row is a row of the plain image (the first or last one in the replicated border)
+        match = [int(torch.nonzero((plain[0, :, 0] - out[0, r, 0]).abs() < 1e-6)[0]) for r in (40, 41, 80)]
+        offsets.add(match[2] - 80)
+        assert match[1] - match[0] in (0, 1, 2)
+    assert len(offsets) > 1 and all(abs(o) <= 32 for o in offsets), "offsets of up to a quarter of 128 rows, drawn"
+    for bad in (-0.1, 1.0, True, "0.2"):
+        with pytest.raises(ValueError, match="misalignment amount"):
+            build_misaligned_transforms(128, 64, bad)

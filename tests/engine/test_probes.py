@@ -202,3 +202,34 @@ def test_state_dict_round_trip_mid_epoch():
     for p, log in zip((probe, again), logs):
         p.on_epoch_end(SimpleNamespace(module=t.module), 0, log)
     assert logs[0] == logs[1] and logs[0]["probe"]["grad_ratio"] == [[0, 1.5], [1, 2.5]]
+
+
+def test_final_evaluations_run_once_after_the_last_epoch_seeded_and_leave_the_rng_alone():
+    from types import SimpleNamespace
+
+    from reidlib.engine.probes import FinalEvaluations
+
+    built = []
+
+    def build(dataset, transform, device):
+        built.append((dataset, transform, device.type))
+        return lambda model: {"mAP": float(torch.rand(()))}
+
+    hook = FinalEvaluations({"shifted": build}, seed=3)
+    hook.on_setup("the dataset", "the transform")
+    trainer = SimpleNamespace(epochs=2, device=torch.device("cpu"), module=torch.nn.Linear(2, 2))
+    first = {"metrics": {"mAP": 0.5}}
+    hook.on_epoch_end(trainer, 0, first)
+    assert "shifted" not in first["metrics"] and not built, "not before the last epoch"
+    torch.manual_seed(11)
+    expected_next = torch.rand(()).item()
+    torch.manual_seed(11)
+    logs = [{"metrics": {"mAP": 0.5}}, {"metrics": {"mAP": 0.5}}]
+    for log in logs:
+        hook.on_epoch_end(trainer, 1, log)
+    assert torch.rand(()).item() == expected_next, "the training's random stream is untouched"
+    assert logs[0]["metrics"]["shifted"] == logs[1]["metrics"]["shifted"], "seeded: the same draw every time"
+    assert built[0] == ("the dataset", "the transform", "cpu")
+    hook.on_epoch_end(trainer, 1, {"losses": {}})  # a last epoch without an evaluation: nothing to add to
+    with pytest.raises(ValueError, match="at least one"):
+        FinalEvaluations({})

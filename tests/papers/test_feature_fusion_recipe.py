@@ -116,3 +116,26 @@ def test_a_tiny_training_run_writes_a_record(tmp_path, monkeypatch):
     assert {f"level{p}/triplet" for p in range(1, 7)} <= set(losses) and "w6_6/id" in losses
     assert record["config"]["model"] == "mgo_fusion" and record["variant"] == "full"
     assert record["efficiency"]["feature_dim"] == 10_752
+
+
+def test_the_extra_evaluations_refuse_bad_parameters_naming_them():
+    cfg = ff.config(variant="full")
+    assert ff.final_evaluations(ff.RECIPE.parameters({}), cfg) == []
+    for bad in ([0], [100], [10, 10], [12.5]):
+        with pytest.raises(ValueError, match="misalignment"):
+            ff.final_evaluations(ff.RECIPE.parameters({"misalignment": bad}), cfg)
+    for spec, match in (({"name": "synthped"}, "'dataset'"), ({"dataset": "cuhk03_np"}, "needs a 'data_root'"),
+                        ({"dataset": "synthped", "root": "x"}, "cross_domain")):
+        with pytest.raises(ValueError, match=match):
+            ff.final_evaluations(ff.RECIPE.parameters({"cross_domain": spec}), cfg)
+    hooks = ff.final_evaluations(ff.RECIPE.parameters({"misalignment": [10, 25]}), cfg)
+    assert len(hooks) == 1 and list(hooks[0].evaluations) == ["misaligned@10", "misaligned@25"]
+
+
+def test_the_claims_compare_rows_of_the_tables_they_name():
+    import re
+
+    numbers = {"VI": 6, "VII": 7, "IX": 9, "X": 10}
+    for claim, a, b in ff.CLAIMS:
+        table = numbers[re.search(r"Table (VII|VI|IX|X)\b", claim).group(1)]
+        assert a in TABLE_ROWS[table] and b in TABLE_ROWS[table], claim

@@ -54,6 +54,8 @@ RECIPE_CASES = [
     (esnet, {"epochs": "ten"}, r"parameter 'epochs' must be an integer, got 'ten'"),
     (esnet, {"epochs": 2.5}, r"parameter 'epochs' must be an integer, got 2.5"),
     (esnet, {"milestones": "[20, x]"}, r"parameter 'milestones' must be a list of integers"),
+    (esnet, {"milestones": [40.5, 70]}, r"must be a list of integers such as \[40, 70\], got \[40.5, 70\]"),
+    (esnet, {"milestones": [True]}, r"parameter 'milestones' must be a list of integers"),
     (esnet, {"paper_preset": "market"}, r"paper_preset must be None or one of \['person', 'vehicle'\]"),
     (esnet, {"probe_every": 0}, None),  # accepted by the parameters; the probe refuses it when switched on
     (esnet, {"lerning_rate": 1e-3}, r"unknown parameter\(s\) \['lerning_rate'\] for book/esnet/train.ipynb"),
