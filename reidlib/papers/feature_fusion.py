@@ -38,7 +38,8 @@ from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 __all__ = ["feature_fusion_schedule", "CLAIMS", "records_frame", "VARIANTS", "TABLE_ROWS", "TABLE_OF",
            "LABEL_SMOOTHING", "TRIPLET_MARGIN", "TRIPLET_METRIC", "PAPER_PRESET", "RECIPE", "EVAL_METRIC",
            "model_config", "criterion_options", "run_name", "config", "train", "final_evaluations",
-           "cross_domain_target", "CROSS_DOMAIN_KEYS"]
+           "cross_domain_target", "CROSS_DOMAIN_KEYS", "MISALIGNMENT", "MISALIGNMENT_CLAIMS", "TRANSFER_ROWS",
+           "TRANSFER_CLAIMS", "misalignment_curve"]
 
 
 @register_schedule("feature_fusion")
@@ -131,6 +132,26 @@ CLAIMS: list[tuple[str, str, str]] = [
     ("S before C beats C before S (Table IX: S + © + C vs C + © + S)", "full", "C+cat+S"),
     ("fusing all stages beats stage 4 alone (Table X)", "full", "stage4"),
     ("fusing all stages beats stages 2-4 (Table X)", "full", "stage2-4"),
+]
+
+#: The misalignments (percent of the box height, both query and gallery boxes shifted) the regime's runs of the
+#: rows the misalignment claims compare are also tested at (parameter ``misalignment``).
+MISALIGNMENT = (10, 25)
+#: The paper's motivation (Fig. 1) as claims: on misaligned boxes, MGO's 21 windows beat one global descriptor
+#: (the same MPFE head and tricks otherwise), and the full model beats the baseline.
+MISALIGNMENT_CLAIMS: list[tuple[str, str, str]] = [
+    *[(f"MGO beats one global descriptor on boxes misaligned by up to {m} %", f"bmm:misaligned@{m}",
+       f"tricks+mpfe:misaligned@{m}") for m in MISALIGNMENT],
+    (f"the full model beats the baseline on boxes misaligned by up to {MISALIGNMENT[-1]} %",
+     f"full:misaligned@{MISALIGNMENT[-1]}", f"baseline:misaligned@{MISALIGNMENT[-1]}"),
+]
+#: Table VIII's question on the data we have: the rows trained on one set and tested on the other's test set.
+TRANSFER_ROWS = ("baseline", "full")
+TRANSFER_CLAIMS: list[tuple[str, str, str]] = [
+    ("the full model transfers better than the baseline, synthped → CUHK03-NP (Table VIII's question)",
+     "full:→cuhk03_np_labeled", "baseline:→cuhk03_np_labeled"),
+    ("the full model transfers better than the baseline, CUHK03-NP → synthped (Table VIII's question)",
+     "full:→synthped", "baseline:→synthped"),
 ]
 
 #: The released code's losses: label smoothing 0.1, triplet margin 1.0 on the Euclidean distance.
@@ -318,7 +339,37 @@ def train(**parameters: Any) -> dict[str, Any]:
 
 def records_frame(results: Any = None) -> Any:
     """The chapter's runs, one row each (:func:`reidlib.papers.results.runs_table`): the variant, the protocol
-    (backbone and start, image size, epochs, metric, triplet), the seed and the metrics."""
+    (backbone and start, image size, epochs, metric, triplet), the seed and the metrics; and for each extra
+    evaluation of a run (:func:`final_evaluations`) one more row, variant ``<variant>:misaligned@<p>`` or
+    ``<variant>:→<test set>`` (``full:→cuhk03_np_labeled``), with that evaluation's metrics and per-query
+    values, so that the claims compare them like any row. ``trained on`` names each row's training set."""
     from .results import load_records, runs_table
 
-    return runs_table(load_records(RECIPE.chapter, results))
+    rows = []
+    for r in load_records(RECIPE.chapter, results):
+        rows.append(r)
+        for key, metrics in r["final"].items():
+            if isinstance(metrics, Mapping) and "mAP" in metrics:
+                name = f"→{metrics['dataset']}" if key == "cross_domain" else key
+                rows.append({**r, "variant": f"{r['variant']}:{name}", "final": metrics})
+    return runs_table(rows, extra=lambda r: {"trained on": r["dataset"]})
+
+
+def misalignment_curve(runs: Any) -> Any:
+    """mAP against the misalignment of the test boxes for each row that was tested misaligned, from
+    :func:`records_frame`'s ``runs``: the row itself at 0 % and its ``<row>:misaligned@<p>`` rows at ``p`` %,
+    only runs that have the misaligned evaluations; the mean over seeds with its 95 % t-interval (``mAP ±``,
+    :func:`reidlib.papers.regime.summary`), indexed by ``(row, misalignment)``."""
+    import pandas as pd
+
+    from .regime import summary
+
+    names = runs.variant.str.split(":", n=1)
+    row, extra = names.str[0], names.str[1].fillna("")
+    tested = set(runs.run[extra.str.startswith("misaligned@")])
+    keep = runs.run.isin(tested) & ((extra == "") | extra.str.startswith("misaligned@"))
+    if not keep.any():
+        return pd.DataFrame(columns=["mAP", "mAP ±", "seeds"],
+                            index=pd.MultiIndex.from_tuples([], names=["row", "misalignment"]))
+    frame = runs[keep].assign(row=row[keep], misalignment=[int(e.split("@")[1]) if e else 0 for e in extra[keep]])
+    return summary(frame, by=("row", "misalignment"), metrics=("mAP",)).sort_index()

@@ -32,7 +32,8 @@ import pandas as pd
 from .feature_fusion import TABLE_ROWS as VARIANT_ROWS
 
 __all__ = ["TABLE_NUMBERS", "TABLE_COLUMNS", "TABLE_ROWS", "DECIMALS", "RECONSTRUCTED", "QUERIES", "EVALUATED_ON",
-           "paper_table", "rank1_cells", "rank1_audit", "impossible_rank1", "round_half_up", "reproducing_counts"]
+           "paper_table", "rank1_cells", "rank1_audit", "impossible_rank1", "round_half_up", "reproducing_counts",
+           "TABLE_BASE", "beside_ours"]
 
 _SOTA = ("method", "backbone")
 _TWO = ("Market R1", "Market mAP", "Duke R1", "Duke mAP")
@@ -188,3 +189,23 @@ def impossible_rank1() -> pd.DataFrame:
     """The rows of :func:`rank1_audit` that no whole number of queries reproduces."""
     audit = rank1_audit()
     return audit[~audit.reproducible].reset_index(drop=True)
+
+
+#: The reference row of each ablation table: each row's difference is taken to it, in the paper and ours.
+TABLE_BASE = {6: "baseline", 7: "baseline", 9: "bmm", 10: "stage4"}
+
+
+def beside_ours(table: int, runs: pd.DataFrame) -> pd.DataFrame:
+    """Table ``table`` (VI, VII, IX or X) as printed beside our runs
+    (:func:`reidlib.papers.results.paper_beside_ours`): each printed row's mAP (Market-1501's; Table VII has
+    only DukeMTMC-reID's) and its difference to the table's reference row (:data:`TABLE_BASE`), our mean over
+    seeds of the row's variant and our difference to our reference row."""
+    from .results import paper_beside_ours
+
+    if table not in TABLE_BASE:
+        raise ValueError(f"table must be one of {sorted(TABLE_BASE)} (the ablations), got {table!r}")
+    paper = paper_table(table).set_index("model")
+    column = "Duke mAP" if table == 7 else "Market mAP"
+    rows = dict(zip(paper.index, paper.variant))
+    base = paper.index[list(paper.variant).index(TABLE_BASE[table])]
+    return paper_beside_ours(rows, paper, column, runs, base=TABLE_BASE[table], paper_base=paper.loc[base, column])

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import baseline, esnet, hashing, henet, reid_done_right
+from . import baseline, esnet, feature_fusion, hashing, henet, reid_done_right
 from ._recipe import imagenet_start
 
 __all__ = ["PLAN", "RECIPES", "recipe_of", "SEEDS", "BACKBONES", "CLAIMS_PRETRAINING", "CLAIMS_TRIPLET", "PART_IMAGE_SIZE",
@@ -78,7 +78,8 @@ TRIPLET_FIXES = ({"soft_margin": True, **baseline.PAPER_TRIPLET}, {"triplet_metr
 
 
 #: The recipes a planned run may name (``"recipe"``, default ``"baseline"``).
-RECIPES = {"baseline": baseline, "esnet": esnet, "hashing": hashing, "henet": henet, "reid_done_right": reid_done_right}
+RECIPES = {"baseline": baseline, "esnet": esnet, "hashing": hashing, "henet": henet, "reid_done_right": reid_done_right,
+           "feature_fusion": feature_fusion}
 
 
 def _esnet_tiers() -> list[list[str]]:
@@ -161,6 +162,23 @@ def _plan() -> dict[str, list[dict[str, Any]]]:
     plan["reid_done_right"] = [r for v in rows for r in _runs(recipe="reid_done_right", variant=v, eval_every=0)]
     plan["reid_done_right_size"] = [r for side in reid_done_right.TABLE_2_SIDES if side != 128 for r in _runs(
         recipe="reid_done_right", variant="full", largest_side=side, eval_every=0)]
+    # feature fusion: the rows its claims compare, with the misaligned test boxes on the rows the misalignment
+    # claims compare and the baseline and the full model also tested on the real CUHK03-NP subset; then the
+    # other rows of Tables VI, VII, IX and X; then the two trained on the subset and tested on synthped
+    to_cuhk = {"dataset": CUHK03["dataset"], "data_root": CUHK03["data_root"],
+               "dataset_options": {"split": CUHK03["split"]}}
+    misaligned = {v for claim in feature_fusion.MISALIGNMENT_CLAIMS for v in claim[1:]}
+    compared = dict.fromkeys(v for claim in feature_fusion.CLAIMS for v in claim[1:])
+    plan["feature_fusion"] = [r for v in compared for r in _runs(
+        recipe="feature_fusion", variant=v, **({"misalignment": list(feature_fusion.MISALIGNMENT)}
+                                               if f"{v}:misaligned@{feature_fusion.MISALIGNMENT[-1]}" in misaligned
+                                               else {}),
+        **({"cross_domain": to_cuhk} if v in feature_fusion.TRANSFER_ROWS else {}))]
+    plan["feature_fusion_tables"] = [r for v in feature_fusion.VARIANTS if v not in compared
+                                     for r in _runs(recipe="feature_fusion", variant=v)]
+    plan["feature_fusion_cuhk03"] = [r for v in feature_fusion.TRANSFER_ROWS for r in _runs(
+        recipe="feature_fusion", variant=v, dataset_options={"split": "labeled"},
+        cross_domain={"dataset": "synthped", "synthped_preset": "default"}, **cuhk)]
     # the full recipe on the real CUHK03-NP subset, at the synthped runs' CPU scale (128 ranking updates)
     plan["reid_done_right_cuhk03"] = _runs(recipe="reid_done_right", variant="full", eval_every=0,
                                            dataset=CUHK03["dataset"], data_root=CUHK03["data_root"],

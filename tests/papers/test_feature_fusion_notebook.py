@@ -47,6 +47,15 @@ def test_papermill_tiny_run_writes_a_valid_record(tmp_path):
     shifted = final["misaligned@25"]
     assert 0 <= shifted["mAP"] <= 1 and shifted["num_valid_queries"] == final["num_valid_queries"]
     assert shifted["per_query"]["AP"] != final["per_query"]["AP"], "misaligned boxes change the ranking"
+    # the results page's frame: one row per evaluation, the curve of the misaligned ones
+    from reidlib.papers.feature_fusion import misalignment_curve, records_frame
+
+    runs = records_frame(tmp_path / "results")
+    assert sorted(runs.variant) == ["full", "full:misaligned@25", "full:→synthped"]
+    assert (runs["trained on"] == "synthped").all()
+    curve = misalignment_curve(runs)
+    assert list(curve.index) == [("full", 0), ("full", 25)]
+    assert curve.loc[("full", 25), "mAP"] == 100 * shifted["mAP"] and curve.loc[("full", 0), "seeds"] == 1
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reidlib.papers import baseline, esnet, hashing, henet, regime, reid_done_right
+from reidlib.papers import baseline, esnet, feature_fusion, hashing, henet, regime, reid_done_right
 
 ALL = regime.planned(regime.PLAN)
 
@@ -34,7 +34,8 @@ def test_every_setting_has_the_three_seeds():
     assert regime.SEEDS == (0, 1, 2)
     assert set(regime.PLAN) == {"pretraining", "triplet", "cuhk03", "ablation", "esnet", "esnet_sweep", "esnet_cuhk03",
                                 "henet", "henet_ablation", "henet_rpe", "hashing", "hashing_sweep",
-                                "hashing_cuhk03", "reid_done_right", "reid_done_right_size", "reid_done_right_cuhk03"}
+                                "hashing_cuhk03", "reid_done_right", "reid_done_right_size", "reid_done_right_cuhk03",
+                                "feature_fusion", "feature_fusion_tables", "feature_fusion_cuhk03"}
     for group, runs in regime.PLAN.items():
         seeds = defaultdict(list)
         for p in runs:
@@ -47,7 +48,7 @@ def test_every_planned_parameter_is_a_parameter_of_its_recipe():
         module, p = regime.recipe_of(planned_run)
         assert set(p) <= set(module.RECIPE.defaults), sorted(set(p) - set(module.RECIPE.defaults))
         module.RECIPE.parameters(p)  # and of the parameter's type
-    assert {regime.recipe_of(p)[0] for p in ALL} == {baseline, esnet, hashing, henet, reid_done_right}
+    assert {regime.recipe_of(p)[0] for p in ALL} == {baseline, esnet, feature_fusion, hashing, henet, reid_done_right}
     with pytest.raises(ValueError, match=r"unknown recipe 'fusion' \(key 'recipe' of a planned run\)"):
         regime.recipe_of({"recipe": "fusion"})
 
@@ -167,7 +168,8 @@ def test_the_real_data_runs_train_the_loss_the_pick_is_made_on():
 def test_planned_rejects_an_unknown_group():
     known = (r"\['pretraining', 'triplet', 'cuhk03', 'ablation', 'esnet', 'esnet_sweep', 'esnet_cuhk03', 'henet', "
              r"'henet_ablation', 'henet_rpe', 'hashing', 'hashing_sweep', 'hashing_cuhk03', 'reid_done_right', "
-             r"'reid_done_right_size', 'reid_done_right_cuhk03'\]")
+             r"'reid_done_right_size', 'feature_fusion', 'feature_fusion_tables', 'feature_fusion_cuhk03', "
+             r"'reid_done_right_cuhk03'\]")
     with pytest.raises(ValueError, match=r"unknown group 'nope'; expected some of " + known):
         regime.planned(["nope"])
 
@@ -578,3 +580,17 @@ def test_the_reid_done_right_plan_runs_every_claimed_row_and_the_full_recipe_on_
     assert len(set(paths)) == 3 and all(path.parent.name == "cuhk03_np_labeled" for path in paths)
     synthped = {regime.record_path_of(p).name for p in regime.PLAN["reid_done_right"] if p["variant"] == "full"}
     assert {path.name for path in paths} == synthped  # the same run, on the other data
+
+
+def test_the_feature_fusion_plan_runs_every_row_once_and_its_extra_evaluations_where_claims_need_them():
+    compared = {v for claim in feature_fusion.CLAIMS for v in claim[1:]}
+    main, tables = regime.PLAN["feature_fusion"], regime.PLAN["feature_fusion_tables"]
+    assert {p["variant"] for p in main} == compared
+    assert {p["variant"] for p in main} | {p["variant"] for p in tables} == set(feature_fusion.VARIANTS)
+    assert not {p["variant"] for p in main} & {p["variant"] for p in tables}
+    extra = {f"{p['variant']}:misaligned@{m}" for p in main for m in p.get("misalignment", [])}
+    extra |= {f"{p['variant']}:→cuhk03_np_labeled" for p in main if "cross_domain" in p}
+    extra |= {f"{p['variant']}:→synthped" for p in regime.PLAN["feature_fusion_cuhk03"]}
+    needed = {v for claim in [*feature_fusion.MISALIGNMENT_CLAIMS, *feature_fusion.TRANSFER_CLAIMS] for v in claim[1:]}
+    assert needed <= extra, "every row a misalignment or transfer claim compares is evaluated so"
+    assert all(p["dataset"] == "cuhk03_np" for p in regime.PLAN["feature_fusion_cuhk03"])
