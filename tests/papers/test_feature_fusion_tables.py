@@ -103,3 +103,19 @@ def test_the_audit_cells():
     assert ours.counts == list(range(3222, 3225)) and ours.k == 3223
     assert audit.loc[(8, "+ CAM", "Duke→Market R1"), "set"] == "Market"
     assert audit.loc[(8, "+ CAM", "Market→Duke R1"), "Q"] == 2228
+
+
+def test_beside_ours_sets_each_printed_row_by_its_variant_and_differences_to_the_reference_row():
+    import pandas as pd
+
+    from reidlib.papers.feature_fusion_tables import beside_ours
+
+    runs = pd.DataFrame({"variant": ["baseline", "baseline", "tricks"], "mAP": [40.0, 42.0, 50.0]})
+    t7 = beside_ours(7, runs)
+    assert t7.loc["Baseline", "paper mAP"] == 63.7 and t7.loc["+ Tricks", "paper Δ vs Base"] == pytest.approx(5.8)
+    assert t7.loc["+ Tricks", "ours mAP"] == 50.0 and t7.loc["+ Tricks", "ours Δ vs Base"] == 9.0
+    assert t7.loc["Baseline", "seeds"] == 2 and t7.loc["+ MGO", "seeds"] == 0
+    t9 = beside_ours(9, runs)
+    assert t9.loc["+ S + © + C", "paper Δ vs Base"] == pytest.approx(87.7 - 86.5)  # Market, to BaselineBMM
+    with pytest.raises(ValueError, match="table must be one of"):
+        beside_ours(8, runs)
