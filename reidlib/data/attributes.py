@@ -48,6 +48,7 @@ __all__ = [
     "AttributeAccuracy",
     "attach_attributes",
     "attribute_accuracy",
+    "majority_accuracy",
     "attributes_for_records",
     "binary_columns",
     "check_identities",
@@ -360,3 +361,25 @@ def attribute_accuracy(pred: Any, target: Any, *, threshold: float = 0.5,
         acc = np.where(counts > 0, correct.sum(axis=0) / np.maximum(counts, 1), np.nan)
     per = pd.Series(acc, index=pd.Index(list(columns), name="attribute"), name="accuracy")
     return AttributeAccuracy(float(np.nanmean(acc)) if np.isfinite(acc).any() else float("nan"), per)
+
+
+def majority_accuracy(train_target: Any, target: Any, *, columns: Sequence[str] | None = None) -> AttributeAccuracy:
+    """The accuracy (:func:`attribute_accuracy`) of the predictor that ignores the image: each attribute's
+    majority label among the labelled *training* images (1 on a tie), for every test image. An attribute
+    recognition accuracy means something only beside it: on Market's 30 binary attributes most are rare (a
+    hat, a backpack of one colour), and predicting "no" everywhere already scores high.
+
+    Args:
+        train_target: ``(M, A)`` training labels, 0/1 or NaN (unlabelled).
+        target: ``(N, A)`` test labels, as :func:`attribute_accuracy`'s.
+        columns: attribute names, as :func:`attribute_accuracy`'s.
+    """
+    tr, t = _as_numpy(train_target), _as_numpy(target)
+    if tr.ndim != 2 or t.ndim != 2 or tr.shape[1] != t.shape[1]:
+        raise ValueError(f"train_target and target must be (M, A) and (N, A) with the same A; got {tr.shape} and {t.shape}")
+    labelled = (~np.isnan(tr)).sum(axis=0)
+    share = np.where(labelled > 0, np.nansum(tr, axis=0) / np.maximum(labelled, 1), np.nan)
+    majority = np.where(np.isnan(share), 1.0, (share >= 0.5).astype(float))
+    if columns is None and isinstance(target, pd.DataFrame):
+        columns = list(target.columns)
+    return attribute_accuracy(np.broadcast_to(majority, t.shape), t, columns=columns)

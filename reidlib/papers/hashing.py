@@ -44,7 +44,8 @@ from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 
 __all__ = ["afr_frame", "ALPHA_BN", "ALPHA_NO_BN", "BETA", "CANONICAL", "CLAIMS", "HashingEvaluation", "PAPER_PRESET", "RECIPE",
            "SAME_NETWORK", "TABLE_OF", "TRIPLET_MARGIN", "VARIANTS", "afr_curve", "afr_windows", "config",
-           "criterion_options", "model_config", "paper_rows", "records_frame", "run_name", "teacher_view", "train", "TABLE_BASE"]
+           "criterion_options", "model_config", "paper_rows", "records_frame", "run_name", "teacher_view", "train", "TABLE_BASE",
+           "majority_attribute_rate"]
 
 ALPHA_BN, ALPHA_NO_BN, BETA = 0.3, 0.7, 0.3
 #: The paper gives no triplet margin: 0.3, the common value with BN features (spec 1.7), for the paper preset.
@@ -137,6 +138,19 @@ def _attribute_matrix(dataset: Any, split: str, columns: int) -> tuple[np.ndarra
         raise ValueError(f"the hashing network has {columns} attribute heads but {dataset.name} has {table.shape[1]} "
                          f"binary attributes ({list(table.columns)}): set the model's attributes={table.shape[1]}")
     return table.to_numpy(dtype=float, na_value=np.nan), list(table.columns)
+
+
+def majority_attribute_rate(dataset: Any) -> Any:
+    """The attribute accuracy that needs no image (:func:`reidlib.data.attributes.majority_accuracy`): each
+    attribute's majority label among ``dataset``'s training images, scored on its labelled query and gallery
+    images, the test images :class:`HashingEvaluation` scores the heads on. An
+    :class:`~reidlib.data.attributes.AttributeAccuracy`."""
+    from reidlib.data.attributes import majority_accuracy
+
+    n = dataset.attribute_targets("train").shape[1] - 1 if getattr(dataset, "attributes", None) is not None else 0
+    train, names = _attribute_matrix(dataset, "train", n)
+    test = np.concatenate([_attribute_matrix(dataset, split, n)[0] for split in ("query", "gallery")])
+    return majority_accuracy(train, test, columns=names)
 
 
 class HashingEvaluation(Hook):

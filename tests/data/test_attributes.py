@@ -266,3 +266,16 @@ def test_missing_and_unreadable_files(tmp_path):
     with pytest.raises(DatasetLayoutError, match="dataset="):
         load_attribute_file(tmp_path / "other.mat")
     assert len(load_attribute_file(tmp_path / "other.mat", dataset="market")["train"]) == 1
+
+
+def test_the_majority_rate_predicts_each_attributes_training_majority_for_every_image():
+    from reidlib.data.attributes import majority_accuracy
+
+    nan = float("nan")
+    train = np.array([[1, 0, nan], [1, 0, nan], [0, 1, nan], [nan, 1, nan]])  # majorities 1, tie -> 1, unlabelled -> 1
+    test = np.array([[1, 1, 0], [0, 1, 1], [1, 0, nan]])
+    acc = majority_accuracy(train, test, columns=["a", "b", "c"])
+    assert acc.per_attribute.to_dict() == {"a": 2 / 3, "b": 2 / 3, "c": 1 / 2}
+    assert acc.mean == pytest.approx((2 / 3 + 2 / 3 + 1 / 2) / 3)
+    with pytest.raises(ValueError, match="same A"):
+        majority_accuracy(train[:, :2], test)
