@@ -21,7 +21,7 @@ from reidlib.paths import cache_dir
 from ._recipe import Demo, trained_once
 from .baseline import CPU_PROTOCOL
 
-__all__ = ["DEMO_PARAMETERS", "DEMO_VERSION", "DETAILS", "load_demo", "load_baseline_demo", "part_masks", "attention_on_parts",
+__all__ = ["DEMO_PARAMETERS", "DEMO_VERSION", "load_demo", "load_baseline_demo", "attention_on_parts",
            "distractor_records", "distractor_descriptors", "draw_descriptors", "distractor_curve", "weights_fingerprint",
            "measure_distractor_curves", "load_distractor_record", "plot_distractor_curves", "MAX_DISTRACTOR_IMAGES"]
 
@@ -97,38 +97,13 @@ def load_baseline_demo(*, seed: int = 0) -> Demo:
                 "baseline")
 
 
-#: synthped's identity-specific parts (the small details that tell apart identities sharing every attribute).
-DETAILS = ("logo", "stripe", "shoes", "strap")
-
-
-def part_masks(records: Any) -> dict[str, torch.Tensor]:
-    """``{"details": (N, H, W), "person": (N, H, W)}`` bool masks of synthped records: the union of the
-    identity-specific parts (:data:`DETAILS`) and of every part (the person against the background)."""
-    import numpy as np
-
-    from reidlib.data.synthped import load_part_masks
-
-    masks = [load_part_masks(r.path) for r in records]
-    details = np.stack([np.any([m[p] for p in DETAILS], axis=0) for m in masks])
-    person = np.stack([np.any(list(m.values()), axis=0) for m in masks])
-    return {"details": torch.from_numpy(details), "person": torch.from_numpy(person)}
-
-
 def attention_on_parts(demo: Demo, records: Any, *, top: int = 50) -> Any:
-    """Per image of ``records``: the share of the demo model's implicit attention (Grad-CAM of its ``top``
-    strongest dimensions, :func:`reidlib.saliency.implicit_attention`, on its backbone's last map) that falls
-    on the identity-specific details and on the person, beside those masks' area (the share a uniform map
-    would get). A DataFrame, one row per image (NaN where a map is empty)."""
-    import pandas as pd
+    """:func:`reidlib.saliency.parts.attention_on_parts` of a demo model on its backbone's last map: per image of
+    ``records``, the share of its implicit attention on synthped's identity-specific details and on the person,
+    beside those masks' area."""
+    from reidlib.saliency.parts import attention_on_parts as on_parts
 
-    from reidlib.saliency import attention_share, implicit_attention
-
-    images = demo.images(records)
-    maps = implicit_attention(demo.model, images, demo.model.backbone, top=top).maps.detach()
-    masks = part_masks(records)
-    rows = {f"share on {k}": attention_share(maps, m).numpy() for k, m in masks.items()}
-    rows.update({f"area of {k}": m.float().mean((1, 2)).numpy() for k, m in masks.items()})
-    return pd.DataFrame(rows)
+    return on_parts(demo.model, demo.images(records), records, demo.model.backbone, top=top)
 
 
 #: At most this many distractor images (:func:`distractor_records`): 20 seeds of the ``distractors`` preset.

@@ -10,7 +10,8 @@ from reidlib.data import build_dataset, synthped
 from reidlib.data.transforms import build_aspect_transforms
 from reidlib.models import build_model
 from reidlib.papers._recipe import Demo
-from reidlib.papers.reid_done_right_demo import DETAILS, attention_on_parts, part_masks
+from reidlib.papers.reid_done_right_demo import attention_on_parts
+from reidlib.saliency.parts import DETAILS, part_masks
 
 
 def test_part_masks_and_attention_shares():
