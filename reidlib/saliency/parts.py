@@ -12,7 +12,7 @@ from torch import nn
 
 from .retrieval_cam import attention_share, implicit_attention
 
-__all__ = ["DETAILS", "part_masks", "attention_on_parts"]
+__all__ = ["DETAILS", "part_masks", "attention_on_parts", "share_summary"]
 
 #: synthped's identity-specific parts (the small details that tell apart identities sharing every attribute).
 DETAILS = ("logo", "stripe", "shoes", "strap")
@@ -43,3 +43,15 @@ def attention_on_parts(model: nn.Module, images: torch.Tensor, records: Any, lay
     rows = {f"share on {k}": attention_share(maps, m).numpy() for k, m in masks.items()}
     rows.update({f"area of {k}": m.float().mean((1, 2)).numpy() for k, m in masks.items()})
     return pd.DataFrame(rows)
+
+
+def share_summary(shares: dict[str, Any]) -> Any:
+    """One row per model of ``{model: attention_on_parts(...) frame}``: the mean shares and areas over the
+    images, and each share over its area (``details: share / area``, ``person: share / area``; 1 is what a
+    uniform map gets)."""
+    import pandas as pd
+
+    table = pd.DataFrame({name: frame.mean() for name, frame in shares.items()}).T
+    for part in ("details", "person"):
+        table[f"{part}: share / area"] = table[f"share on {part}"] / table[f"area of {part}"]
+    return table
