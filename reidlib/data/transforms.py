@@ -49,7 +49,8 @@ from torchvision.transforms.v2._utils import is_pure_tensor
 from reidlib.registry import Registry
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "RandomPadCrop", "build_aspect_transforms", "build_misaligned_transforms",
+    "IMAGENET_MEAN", "IMAGENET_STD", "RandomPadCrop", "build_aspect_transforms",
+    "build_misaligned_transforms", "build_occluded_transforms",
     "ErasingBox", "ErasingTransform", "ProgressiveCutout",
     "RandomErasing", "RandomPolygon", "RandomPolygonErasing", "apply_erasing", "build_transforms",
     "progressive_cutout_mask", "random_erasing_mask", "random_polygon_erasing_mask",
@@ -635,6 +636,32 @@ def build_misaligned_transforms(height: int, width: int, amount: float, *, mean:
         steps.append(v2.RandomCrop((int(height), int(width)), padding=[dx, dy], padding_mode="edge"))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     return v2.Compose(steps)
+
+
+def build_occluded_transforms(height: int, width: int, eraser: str, area: float, *, n: int = 20,
+                              mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
+    """The test pipeline of :func:`build_transforms` with every image occluded (HENet, Fig. 5): after the resize,
+    one region erased with probability 1 and the mean colour, ``eraser`` ``"random_erasing"`` (a rectangle of
+    ``area`` of the image, within 10 %, aspect as :class:`RandomErasing`'s) or ``"random_polygon_erasing"`` (the convex
+    hull of ``n`` points in such a rectangle, as :class:`RandomPolygonErasing`: the polygon covers less than
+    ``area``). ``area`` lies in ``(0, 1]``. The regions come from torch's global generator: seed it for the same
+    regions in every run."""
+    height, width = _check_size(height, width)
+    if isinstance(area, bool) or not isinstance(area, (int, float)) or not 0 < area <= 1:
+        raise ValueError(f"occlusion area must be a number in (0, 1] (a fraction of the image), got {area!r}")
+    mean, std = _check_mean_std(mean, std)
+    name = ERASERS.canonical(eraser) if eraser in ERASERS else eraser
+    # the box's area is drawn within 10 % of ``area``: the samplers accept a box whose area *rounded to pixels*
+    # lies in the range, which a range of zero width almost never contains
+    low, high = area * 0.9, min(1.0, area * 1.1)
+    if name == "random_erasing":
+        erase: nn.Module = RandomErasing(1.0, scale=(low, high), fill="mean", value=mean)
+    elif name == "random_polygon_erasing":
+        erase = RandomPolygonErasing(1.0, n=n, sl=low, sh=high, value=mean)
+    else:
+        raise ValueError(f"eraser must be 'random_erasing' or 'random_polygon_erasing', got {eraser!r}")
+    return v2.Compose([v2.ToImage(), v2.Resize((int(height), int(width)), antialias=True),
+                       v2.ToDtype(torch.float32, scale=True), erase, v2.Normalize(list(mean), list(std))])
 
 
 class RandomPadCrop(nn.Module):

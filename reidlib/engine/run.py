@@ -85,7 +85,8 @@ def dataset_root(cfg: TrainConfig, info: DistInfo | None = None) -> str:
 
 def make_evaluator(query: Sequence, gallery: Sequence, transform: Callable, cfg: TrainConfig,
                    device: torch.device, hard_pids: Iterable[int] = (), *, collate_fn: Callable | None = None,
-                   rerank: Callable | None = None) -> Callable[[nn.Module], dict[str, Any]]:
+                   rerank: Callable | None = None, query_transform: Callable | None = None
+                   ) -> Callable[[nn.Module], dict[str, Any]]:
     """``model -> metrics``: flip-averaged features of query and gallery, distances, and
     mAP / mINP / CMC (``reidlib.eval.evaluate``, Market-1501 protocol).
 
@@ -96,18 +97,19 @@ def make_evaluator(query: Sequence, gallery: Sequence, transform: Callable, cfg:
 
     ``collate_fn`` batches the images (:func:`reidlib.data.collate_images` for images of different sizes);
     ``rerank``, ``(query features, gallery features) -> distance matrix``, adds the same metrics after that
-    re-ranking under ``"reranked"`` (a paper's query expansion)."""
+    re-ranking under ``"reranked"`` (a paper's query expansion); ``query_transform`` replaces ``transform``
+    for the queries alone (occluded queries against a clean gallery)."""
     from reidlib.data import ImageDataset
     from reidlib.eval import distance, evaluate, valid_query_values
 
     hard = frozenset(int(p) for p in hard_pids)
 
-    def loader(records: Sequence) -> DataLoader:
-        return DataLoader(ImageDataset(records, transform), batch_size=cfg.test_batch_size, shuffle=False,
+    def loader(records: Sequence, tf: Callable) -> DataLoader:
+        return DataLoader(ImageDataset(records, tf), batch_size=cfg.test_batch_size, shuffle=False,
                           num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
                           **({"collate_fn": collate_fn} if collate_fn else {}))
 
-    q_loader, g_loader = loader(query), loader(gallery)
+    q_loader, g_loader = loader(query, query_transform or transform), loader(gallery, transform)
     use_amp = cfg.amp and device.type == "cuda"
 
     def evaluator(model: nn.Module) -> dict[str, Any]:

@@ -84,6 +84,30 @@ def trained_once(model: Any, cached: Any, train: Any) -> Any:
     return model
 
 
+def percent_list(name: str, value: Any, what: str) -> list[int]:
+    """A recipe parameter listing distinct percentages in (0, 100) (``[10, 25]``), or a ``ValueError`` naming
+    the parameter and ``what`` they are percentages of."""
+    amounts = list(value or [])
+    bad = [a for a in amounts if isinstance(a, bool) or not isinstance(a, int) or not 0 < a < 100]
+    if bad or len(set(amounts)) != len(amounts):
+        raise ValueError(f"parameter {name!r} must list distinct percentages of {what} in (0, 100), got {value!r}")
+    return amounts
+
+
+def evaluation_with_transform(cfg: Any, transform: Any, *, queries_only: bool = False) -> Any:
+    """A :class:`~reidlib.engine.probes.FinalEvaluations` entry: the run's own test set evaluated with another
+    test ``transform`` (misaligned or occluded boxes), for the queries alone with ``queries_only`` (against the
+    clean gallery) or for query and gallery."""
+    from reidlib.engine.run import make_evaluator
+
+    def build(ds: Any, test_tf: Any, device: Any) -> Any:
+        if queries_only:
+            return make_evaluator(ds.query, ds.gallery, test_tf, cfg, device, hard_pids=ds.hard_pids,
+                                  query_transform=transform)
+        return make_evaluator(ds.query, ds.gallery, transform, cfg, device, hard_pids=ds.hard_pids)
+    return build
+
+
 def named_variant(variants: Mapping[str, Any], variant: str, overrides: Mapping[str, Any], paper: str) -> Any:
     """The config dataclass of the named row ``variant`` of ``variants`` with ``overrides`` applied (the config
     validates their values); an unknown variant or field is a ``ValueError`` listing the known ones."""

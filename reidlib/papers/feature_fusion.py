@@ -32,7 +32,7 @@ from reidlib.engine.schedules import LinearWarmupThen, PiecewiseConstant, Schedu
 from reidlib.models.fusion import FusionConfig
 from reidlib.nn import Metric
 
-from ._recipe import Recipe, imagenet_start, named_variant
+from ._recipe import Recipe, evaluation_with_transform, imagenet_start, named_variant, percent_list
 from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 
 __all__ = ["feature_fusion_schedule", "CLAIMS", "records_frame", "VARIANTS", "TABLE_ROWS", "TABLE_OF",
@@ -269,15 +269,6 @@ def config(**parameters: Any):
 CROSS_DOMAIN_KEYS = ("dataset", "data_root", "synthped_preset", "dataset_options")
 
 
-def _misalignment(value: Any) -> list[int]:
-    amounts = list(value or [])
-    bad = [a for a in amounts if isinstance(a, bool) or not isinstance(a, int) or not 0 < a < 100]
-    if bad or len(set(amounts)) != len(amounts):
-        raise ValueError(f"parameter 'misalignment' must list distinct percentages of the box height in (0, 100), "
-                         f"got {value!r}")
-    return amounts
-
-
 def cross_domain_target(spec: Mapping[str, Any]) -> tuple[str, Any]:
     """``(key, dataset)`` of the ``cross_domain`` parameter, e.g. ``{"dataset": "cuhk03_np", "data_root":
     "...", "dataset_options": {"split": "labeled"}}`` or ``{"dataset": "synthped", "synthped_preset":
@@ -312,11 +303,9 @@ def final_evaluations(parameters: Mapping[str, Any], cfg: Any) -> list[Any]:
 
     evaluations: dict[str, Any] = {}
     mean, std = input_normalization(cfg.backbone)
-    for amount in _misalignment(parameters.get("misalignment")):
-        def misaligned(ds: Any, _tf: Any, device: Any, amount: int = amount) -> Any:
-            tf = build_misaligned_transforms(cfg.height, cfg.width, amount / 100, mean=mean, std=std)
-            return make_evaluator(ds.query, ds.gallery, tf, cfg, device, hard_pids=ds.hard_pids)
-        evaluations[f"misaligned@{amount}"] = misaligned
+    for amount in percent_list("misalignment", parameters.get("misalignment"), "the box height"):
+        tf = build_misaligned_transforms(cfg.height, cfg.width, amount / 100, mean=mean, std=std)
+        evaluations[f"misaligned@{amount}"] = evaluation_with_transform(cfg, tf)
     if parameters.get("cross_domain") is not None:
         key, target = cross_domain_target(parameters["cross_domain"])
 

@@ -26,12 +26,13 @@ import pandas as pd
 from reidlib.models.henet import HENetConfig
 from reidlib.nn import Metric
 
-from ._recipe import Recipe, imagenet_start, named_variant
+from ._recipe import Recipe, evaluation_with_transform, imagenet_start, named_variant, percent_list
 from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 
 __all__ = ["VARIANTS", "TABLE_OF", "SAME_NETWORK", "CANONICAL", "CLAIMS", "TABLE_3_MSE", "TABLE_RESULTS",
            "TABLE_BASE", "TRIPLET_MARGIN", "PAPER_PRESET", "RECIPE", "model_config", "criterion_options", "config",
-           "run_name", "train", "table_1", "table_results", "TABLE_1_ES", "ES_EXPONENTS", "es_form",
+           "run_name", "train", "final_evaluations", "OCCLUDERS", "table_1", "table_results", "TABLE_1_ES",
+           "ES_EXPONENTS", "es_form",
            "neighbouring_forms", "forms_that_reproduce", "es_sweep", "SPLITS", "analytic_test_params", "size_table",
            "BOOK_CHAPTERS", "book_settings", "architecture_of", "build_architecture", "book_efficiency",
            "records_frame", "paper_table"]
@@ -174,7 +175,8 @@ RECIPE = Recipe(
         "K": CPU_PROTOCOL["K"], "epochs": CPU_PROTOCOL["epochs"], "lr": 2e-4, "weight_decay": 5e-4,
         "warmup_epochs": CPU_PROTOCOL["warmup_epochs"], "milestones": CPU_PROTOCOL["milestones"],
         "triplet_metric": CPU_PROTOCOL["triplet_metric"], "margin": CPU_PROTOCOL["margin"],
-        "max_steps_per_epoch": None, "eval_every": CPU_PROTOCOL["eval_every"], "device": "auto", "amp": True,
+        "max_steps_per_epoch": None, "eval_every": CPU_PROTOCOL["eval_every"], "occlusion": [],
+        "device": "auto", "amp": True,
         "num_threads": None, "num_workers": 1, "seed": 0, "output_dir": "results", "run_name": None,
         "resume": False, "progress": True,
     },
@@ -230,11 +232,37 @@ def config(**parameters: Any):
         run_name=name, resume=p["resume"], progress=p["progress"])
 
 
+#: The erasers Fig. 5's occluded test images are erased with: rectangles (random erasing) and polygons (RPE).
+OCCLUDERS = {"re": "random_erasing", "rpe": "random_polygon_erasing"}
+
+
+def final_evaluations(parameters: Mapping[str, Any], cfg: Any) -> list[Any]:
+    """Fig. 5's occluded test images as extra evaluations (a :class:`~reidlib.engine.probes.FinalEvaluations`
+    hook, or none): for each percentage ``a`` of the ``occlusion`` parameter and each eraser of
+    :data:`OCCLUDERS`, ``occluded@<re|rpe><a>``: every *query* erased once, a region of ``a`` % of the image
+    (:func:`reidlib.data.transforms.build_occluded_transforms`; RPE's polygon covers less than its box), against
+    the clean gallery, the regions drawn from a seeded generator, the same in every run."""
+    from reidlib.data.transforms import build_occluded_transforms
+    from reidlib.engine.probes import FinalEvaluations
+    from reidlib.models import input_normalization
+
+    mean, std = input_normalization(cfg.backbone)
+    evaluations = {}
+    for area in percent_list("occlusion", parameters.get("occlusion"), "the image area"):
+        for short, eraser in OCCLUDERS.items():
+            tf = build_occluded_transforms(cfg.height, cfg.width, eraser, area / 100, mean=mean, std=std)
+            evaluations[f"occluded@{short}{area}"] = evaluation_with_transform(cfg, tf, queries_only=True)
+    return [FinalEvaluations(evaluations, seed=cfg.seed)] if evaluations else []
+
+
 def train(**parameters: Any) -> dict[str, Any]:
-    """Train a HENet variant with the notebook's ``parameters`` and write its run record."""
+    """Train a HENet variant with the notebook's ``parameters`` and write its run record (with Fig. 5's occluded
+    evaluations of :func:`final_evaluations` in its ``final``)."""
     from reidlib.engine.run import run_training
 
-    return run_training(config(**parameters), notebook=RECIPE.notebook, parameters=RECIPE.parameters(parameters))
+    p = RECIPE.parameters(parameters)
+    cfg = config(**parameters)
+    return run_training(cfg, notebook=RECIPE.notebook, parameters=p, hooks=final_evaluations(p, cfg))
 
 
 # Tables 2-4 (Market-1501, %), as printed: R1, R5, R10, mAP; FD of Tables 2-3 printed too.

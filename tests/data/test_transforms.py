@@ -343,3 +343,20 @@ def test_a_misaligned_box_is_the_plain_one_shifted_with_its_edges_replicated():
     for bad in (-0.1, 1.0, True, "0.2"):
         with pytest.raises(ValueError, match="misalignment amount"):
             build_misaligned_transforms(128, 64, bad)
+
+
+def test_occluded_boxes_erase_one_region_of_the_asked_area_on_every_image():
+    from reidlib.data.transforms import build_occluded_transforms
+
+    x = torch.full((3, 192, 64), 200, dtype=torch.uint8)
+    plain = build_transforms(192, 64, train=False)(x)
+    torch.manual_seed(0)
+    for eraser, low, high in (("random_erasing", 0.27, 0.33), ("rpe", 0.05, 0.3)):
+        tf = build_occluded_transforms(192, 64, eraser, 0.3)
+        shares = torch.tensor([((tf(x) - plain).abs().sum(0) > 1e-4).float().mean() for _ in range(30)])
+        assert (shares >= low).all() and (shares <= high).all(), (eraser, shares)  # every image, within 10 %
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="occlusion area"):
+            build_occluded_transforms(192, 64, "rpe", bad)
+    with pytest.raises(ValueError, match="eraser must be"):
+        build_occluded_transforms(192, 64, "progressive_cutout", 0.3)

@@ -69,8 +69,9 @@ def test_bad_parameters_are_named(given, match):
 def test_papermill_tiny_henet_run_writes_a_valid_record(tmp_path):
     import papermill as pm
 
-    pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), parameters=dict(TINY, output_dir="results"),
-                        cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+    pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"),
+                        parameters=dict(TINY, output_dir="results", occlusion=[40]), cwd=str(tmp_path),
+                        kernel_name="python3", progress_bar=False)
     record = read_record(tmp_path / "results" / "henet" / "synthped" / "tiny.json")  # validates
     cfg = record["config"]
     assert record["notebook"] == "book/henet/train.ipynb" and record["variant"] == "base+both"
@@ -80,6 +81,11 @@ def test_papermill_tiny_henet_run_writes_a_valid_record(tmp_path):
     assert record["efficiency"]["feature_dim"] == 2560
     assert 0 < record["efficiency"]["test_params"] < record["efficiency"]["params"]
     assert [e["epoch"] for e in record["epochs"]] == [1, 2] and 0 <= record["final"]["mAP"] <= 1
+    # Fig. 5: the occluded queries against the clean gallery, rectangles and polygons, the same valid queries
+    for name in ("occluded@re40", "occluded@rpe40"):
+        occluded = record["final"][name]
+        assert occluded["num_valid_queries"] == record["final"]["num_valid_queries"]
+        assert occluded["per_query"]["AP"] != record["final"]["per_query"]["AP"], "occlusion changes the ranking"
 
 
 @pytest.mark.slow
@@ -91,3 +97,15 @@ def test_papermill_unknown_variant_stops_at_the_first_cell(tmp_path):
                             cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
     assert err.value.ename == "ValueError" and "unknown HENet variant 'henet'" in err.value.evalue
     assert not list(tmp_path.glob("**/*.json"))
+
+
+def test_the_occlusion_parameter_names_its_evaluations_and_refuses_bad_values():
+    from reidlib.papers import henet
+
+    cfg = henet.config()
+    assert henet.final_evaluations(henet.RECIPE.parameters({}), cfg) == []
+    hooks = henet.final_evaluations(henet.RECIPE.parameters({"occlusion": [10, 30]}), cfg)
+    assert list(hooks[0].evaluations) == ["occluded@re10", "occluded@rpe10", "occluded@re30", "occluded@rpe30"]
+    for bad in ([0], [100], [30, 30]):
+        with pytest.raises(ValueError, match="parameter 'occlusion' must list distinct percentages of the image area"):
+            henet.final_evaluations(henet.RECIPE.parameters({"occlusion": bad}), cfg)
