@@ -332,16 +332,9 @@ def records_frame(results: Any = None) -> Any:
     evaluation of a run (:func:`final_evaluations`) one more row, variant ``<variant>:misaligned@<p>`` or
     ``<variant>:→<test set>`` (``full:→cuhk03_np_labeled``), with that evaluation's metrics and per-query
     values, so that the claims compare them like any row. ``trained on`` names each row's training set."""
-    from .results import load_records, runs_table
+    from .results import load_records, runs_table, with_evaluations
 
-    rows = []
-    for r in load_records(RECIPE.chapter, results):
-        rows.append(r)
-        for key, metrics in r["final"].items():
-            if isinstance(metrics, Mapping) and "mAP" in metrics:
-                name = f"→{metrics['dataset']}" if key == "cross_domain" else key
-                rows.append({**r, "variant": f"{r['variant']}:{name}", "final": metrics})
-    return runs_table(rows, extra=lambda r: {"trained on": r["dataset"]})
+    return runs_table(with_evaluations(load_records(RECIPE.chapter, results)), extra=lambda r: {"trained on": r["dataset"]})
 
 
 def misalignment_curve(runs: Any) -> Any:

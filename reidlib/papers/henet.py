@@ -31,7 +31,8 @@ from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 
 __all__ = ["VARIANTS", "TABLE_OF", "SAME_NETWORK", "CANONICAL", "CLAIMS", "TABLE_3_MSE", "TABLE_RESULTS",
            "TABLE_BASE", "TRIPLET_MARGIN", "PAPER_PRESET", "RECIPE", "model_config", "criterion_options", "config",
-           "run_name", "train", "final_evaluations", "OCCLUDERS", "table_1", "table_results", "TABLE_1_ES",
+           "run_name", "train", "final_evaluations", "OCCLUDERS", "OCCLUSION", "occlusion_curve", "table_1", "table_results",
+           "TABLE_1_ES",
            "ES_EXPONENTS", "es_form",
            "neighbouring_forms", "forms_that_reproduce", "es_sweep", "SPLITS", "analytic_test_params", "size_table",
            "BOOK_CHAPTERS", "book_settings", "architecture_of", "build_architecture", "book_efficiency",
@@ -234,6 +235,37 @@ def config(**parameters: Any):
 
 #: The erasers Fig. 5's occluded test images are erased with: rectangles (random erasing) and polygons (RPE).
 OCCLUDERS = {"re": "random_erasing", "rpe": "random_polygon_erasing"}
+#: The occluded areas (percent of the image) the regime's runs of Fig. 5 are tested at.
+OCCLUSION = (10, 30, 50)
+
+
+def occlusion_curve(runs: pd.DataFrame) -> pd.DataFrame:
+    """Fig. 5 from :func:`records_frame`'s ``runs``: mAP against the occluded area of the queries, per training
+    erasing (``trained with``: ``RE``, ``RPE(n)``, ``RE+RPE(n)`` or ``none``) and occluder (``re``, ``rpe``), the
+    unoccluded run at 0 % for both occluders; only runs with occluded evaluations. The mean over seeds with
+    its 95 % t-interval (``mAP ±``, :func:`reidlib.papers.regime.summary`), indexed by
+    ``(trained with, occluder, area)``."""
+    from .regime import summary
+
+    names = runs.variant.str.split(":", n=1)
+    extra = names.str[1].fillna("")
+    tested = set(runs.run[extra.str.startswith("occluded@")])
+    rows = []
+    for (_, r), e in zip(runs.iterrows(), extra):
+        if r.run not in tested or (e and not e.startswith("occluded@")):
+            continue
+        parts = [p for p, on in (("RE", r.RE > 0), (f"RPE({r['rpe n']})", r.rpe > 0)) if on]
+        trained = "+".join(parts) or "none"
+        if e:
+            kind = e.split("@")[1]
+            short = "rpe" if kind.startswith("rpe") else "re"
+            rows.append({**r, "trained with": trained, "occluder": short, "area": int(kind[len(short):])})
+        else:
+            rows += [{**r, "trained with": trained, "occluder": short, "area": 0} for short in OCCLUDERS]
+    if not rows:
+        return pd.DataFrame(columns=["mAP", "mAP ±", "seeds"],
+                            index=pd.MultiIndex.from_tuples([], names=["trained with", "occluder", "area"]))
+    return summary(pd.DataFrame(rows), by=("trained with", "occluder", "area"), metrics=("mAP",)).sort_index()
 
 
 def final_evaluations(parameters: Mapping[str, Any], cfg: Any) -> list[Any]:
@@ -539,8 +571,9 @@ TABLE_BASE = {1: "base", 2: "p1", 3: "g1", 4: "ce"}
 def records_frame(results: Any = None) -> pd.DataFrame:
     """The chapter's runs, one row each (:func:`reidlib.papers.results.runs_table`), the variant under its
     canonical name (:data:`CANONICAL`; the name it ran under in ``row``), and whether its model differs from
-    the named row (``overrides``: the Fig. 4 sweep's erasing settings, for one)."""
-    from .results import load_records, runs_table
+    the named row (``overrides``: the Fig. 4 sweep's erasing settings, for one); and one more row per occluded
+    evaluation (:func:`final_evaluations`), variant ``<variant>:occluded@<re|rpe><area>``."""
+    from .results import load_records, runs_table, with_evaluations
 
     def extra(r: Mapping[str, Any]) -> dict[str, Any]:
         named = VARIANTS.get(r.get("variant"))
@@ -548,9 +581,10 @@ def records_frame(results: Any = None) -> pd.DataFrame:
         return {"row": r.get("variant"), "overrides": named is None or replace(opts, label="") != replace(named, label=""),
                 "rpe": opts.rpe, "rpe n": opts.rpe_points, "RE": opts.random_erasing}
 
-    frame = runs_table(load_records(RECIPE.chapter, results), extra=extra)
+    frame = runs_table(with_evaluations(load_records(RECIPE.chapter, results)), extra=extra)
     if len(frame):
-        frame["variant"] = frame["variant"].map(lambda v: CANONICAL.get(v, v))
+        names = frame["variant"].str.split(":", n=1)
+        frame["variant"] = [CANONICAL.get(n[0], n[0]) + (f":{n[1]}" if len(n) > 1 else "") for n in names]
     return frame
 
 

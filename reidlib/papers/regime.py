@@ -144,6 +144,9 @@ def _plan() -> dict[str, list[dict[str, Any]]]:
     plan["henet_ablation"] = [r for v in compared for r in _runs(recipe="henet", variant=v)]
     fig4 = [{"rpe": 0.5, "rpe_points": n} for n in (10, 20, 40)] + [{"rpe": p, "rpe_points": 20} for p in (0.25, 0.75)]
     fig4 += [{"random_erasing": 0.5}, {"random_erasing": 0.5, "rpe": 0.5, "rpe_points": 20}]
+    # Fig. 5 rides on the models trained with RE, RPE (n = 20, p = 0.5) and both: their queries occluded
+    fig5 = [{"rpe": 0.5, "rpe_points": 20}, {"random_erasing": 0.5}, {"random_erasing": 0.5, "rpe": 0.5, "rpe_points": 20}]
+    fig4 = [{**e, "occlusion": list(henet.OCCLUSION)} if e in fig5 else e for e in fig4]
     plan["henet_rpe"] = [r for erasing in fig4 for r in _runs(recipe="henet", variant="g1+p4", **erasing)]
     # the hashing chapter: the rows its claims compare (a run's teacher code is its Table 6 teacher row), then
     # Fig. 5's alpha and Fig. 6's beta, reduced to the ends of their ranges around the paper's 0.3

@@ -473,7 +473,7 @@ def records_frame(results: Any = None) -> Any:
     import numpy as np
 
     from ._recipe import imagenet_start
-    from .results import load_records, runs_table
+    from .results import load_records, runs_table, with_evaluations
 
     def extra(r: Mapping[str, Any]) -> dict[str, Any]:
         stage1 = [e for e in r["epochs"] if e.get("stage") == "classification" and "metrics" in e]
@@ -483,9 +483,7 @@ def records_frame(results: Any = None) -> Any:
                 "pool minutes": mining.get("embed_seconds_total", np.nan) / 60}
 
     records = [{**r, "variant": row_name(r)} for r in load_records(RECIPE.chapter, results)]
-    reranked = [{**r, "variant": f"{r['variant']}:reranked", "final": r["final"]["reranked"]}
-                for r in records if "reranked" in r["final"]]
-    frame = runs_table([*records, *reranked], extra=extra)
+    frame = runs_table(with_evaluations(records, keys=("reranked",)), extra=extra)
     if len(frame):
         by_run = {r["run_name"]: r for r in records}
         frame["protocol"] = [

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["load_records", "runs_table", "provenance_table", "paper_beside_ours", "judge_claims", "paper_cell",
+__all__ = ["load_records", "runs_table", "with_evaluations", "provenance_table", "paper_beside_ours", "judge_claims",
+           "paper_cell",
            "CLAIM_FORMAT", "COMPARE_COLUMNS", "PROVENANCE_COLUMNS", "QUERY_COLUMNS", "MIN_SEEDS"]
 
 MIN_SEEDS = 3
@@ -87,6 +88,22 @@ def runs_table(records: Iterable[Mapping[str, Any]],
         rows.append(row)
     cols = [*COMPARE_COLUMNS, "mINP", "mAP (hard)", *QUERY_COLUMNS.values(), "dataset", *PROVENANCE_COLUMNS]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)
+
+
+def with_evaluations(records: Iterable[Mapping[str, Any]], *, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Each record, followed by one view of it per extra evaluation in its ``final`` (a dict with a ``mAP``:
+    ``reranked``, ``misaligned@<p>``, ``occluded@<eraser><a>``, ``cross_domain``...; only ``keys`` where given):
+    the record with ``final`` replaced by that evaluation and ``variant`` by ``<variant>:<name>``, the name
+    ``→<dataset>`` for ``cross_domain``, so that :func:`runs_table` gives each a row and the claims compare
+    them like any row."""
+    out: list[dict[str, Any]] = []
+    for r in records:
+        out.append(dict(r))
+        for key, metrics in r["final"].items():
+            if isinstance(metrics, Mapping) and "mAP" in metrics and (keys is None or key in keys):
+                name = f"→{metrics['dataset']}" if key == "cross_domain" else key
+                out.append({**r, "variant": f"{r.get('variant')}:{name}", "final": dict(metrics)})
+    return out
 
 
 def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -86,6 +86,15 @@ def test_papermill_tiny_henet_run_writes_a_valid_record(tmp_path):
         occluded = record["final"][name]
         assert occluded["num_valid_queries"] == record["final"]["num_valid_queries"]
         assert occluded["per_query"]["AP"] != record["final"]["per_query"]["AP"], "occlusion changes the ranking"
+    from reidlib.papers.henet import occlusion_curve, records_frame
+
+    runs = records_frame(tmp_path / "results")
+    assert sorted(runs.variant) == ["base+both", "base+both:occluded@re40", "base+both:occluded@rpe40"]
+    curve = occlusion_curve(runs)
+    trained = "RPE(20)" if cfg["random_erasing"] == 0 else "RE+RPE(20)"
+    assert list(curve.index) == [(trained, o, a) for o in ("re", "rpe") for a in (0, 40)]
+    assert curve.loc[(trained, "rpe", 40), "mAP"] == 100 * record["final"]["occluded@rpe40"]["mAP"]
+    assert curve.loc[(trained, "re", 0), "mAP"] == curve.loc[(trained, "rpe", 0), "mAP"] == 100 * record["final"]["mAP"]
 
 
 @pytest.mark.slow

@@ -594,3 +594,10 @@ def test_the_feature_fusion_plan_runs_every_row_once_and_its_extra_evaluations_w
     needed = {v for claim in [*feature_fusion.MISALIGNMENT_CLAIMS, *feature_fusion.TRANSFER_CLAIMS] for v in claim[1:]}
     assert needed <= extra, "every row a misalignment or transfer claim compares is evaluated so"
     assert all(p["dataset"] == "cuhk03_np" for p in regime.PLAN["feature_fusion_cuhk03"])
+
+
+def test_fig_5s_occluded_queries_ride_on_the_re_rpe_and_both_runs():
+    occluded = [p for p in regime.PLAN["henet_rpe"] if "occlusion" in p]
+    settings = {(p.get("random_erasing", 0), p.get("rpe", 0)) for p in occluded}
+    assert settings == {(0.5, 0), (0, 0.5), (0.5, 0.5)} and len(occluded) == 9
+    assert all(p["occlusion"] == list(henet.OCCLUSION) and p.get("rpe_points", 20) == 20 for p in occluded)
