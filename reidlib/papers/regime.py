@@ -16,10 +16,11 @@ Experiments run with the baseline recipe (:mod:`reidlib.papers.baseline`) on the
 * ``esnet``, ``esnet_sweep``, ``esnet_cuhk03``: the ES-Net chapter's tables in the regime (every variant
   its claims compare, then the other table rows; the Fig. 4 sweep of R; Base and ES-Net on CUHK03-NP),
   with the ES-Net recipe (:mod:`reidlib.papers.esnet`): a planned run names its recipe with ``"recipe"``.
-* ``henet``, ``henet_ablation``, ``henet_rpe``: the HENet chapter's (:mod:`reidlib.papers.henet`, at the
+* ``henet``, ``henet_ablation``, ``henet_rpe``, ``henet_cuhk03``: the HENet chapter's (:mod:`reidlib.papers.henet`, at the
   part chapters' 192x64): Table 1's four rows; the rows its other claims compare (Tables 2-4, canonical
   names); Fig. 4's erasing sweep on P(1,4), reduced to n in {10, 20, 40} at p = 0.5, p in {0.25, 0.75} at
-  n = 20, random erasing alone and RE + RPE(20) at p = 0.5.
+  n = 20, random erasing alone and RE + RPE(20) at p = 0.5, the last three also tested on occluded queries
+  (Fig. 5); ``henet_cuhk03``: Base and +Both on the real CUHK03-NP subset, with the occluded queries.
 * ``reid_done_right``, ``reid_done_right_size``, ``reid_done_right_cuhk03``: the "Re-ID done right" chapter's
   (:mod:`reidlib.papers.reid_done_right`): the rows its claims compare (Tables 1, 3a, 3c and ours) and
   Table 1's all-augmentations row; Table 2's other largest sides (80 and 200 px) on the final model;
@@ -148,6 +149,9 @@ def _plan() -> dict[str, list[dict[str, Any]]]:
     fig5 = [{"rpe": 0.5, "rpe_points": 20}, {"random_erasing": 0.5}, {"random_erasing": 0.5, "rpe": 0.5, "rpe_points": 20}]
     fig4 = [{**e, "occlusion": list(henet.OCCLUSION)} if e in fig5 else e for e in fig4]
     plan["henet_rpe"] = [r for erasing in fig4 for r in _runs(recipe="henet", variant="g1+p4", **erasing)]
+    # the real CUHK03-NP subset: Base and +Both (Table 1's ends), with Fig. 5's occluded queries
+    plan["henet_cuhk03"] = [r for v in ("base", "base+both") for r in _runs(
+        recipe="henet", variant=v, dataset_options={"split": "labeled"}, occlusion=list(henet.OCCLUSION), **cuhk)]
     # the hashing chapter: the rows its claims compare (a run's teacher code is its Table 6 teacher row), then
     # Fig. 5's alpha and Fig. 6's beta, reduced to the ends of their ranges around the paper's 0.3
     compared = dict.fromkeys(v.split(":")[0] for claim in hashing.CLAIMS for v in claim[1:])

@@ -33,7 +33,7 @@ def _resolvable(p: dict, tmp_path) -> dict:
 def test_every_setting_has_the_three_seeds():
     assert regime.SEEDS == (0, 1, 2)
     assert set(regime.PLAN) == {"pretraining", "triplet", "cuhk03", "ablation", "esnet", "esnet_sweep", "esnet_cuhk03",
-                                "henet", "henet_ablation", "henet_rpe", "hashing", "hashing_sweep",
+                                "henet", "henet_ablation", "henet_rpe", "henet_cuhk03", "hashing", "hashing_sweep",
                                 "hashing_cuhk03", "reid_done_right", "reid_done_right_size", "reid_done_right_cuhk03",
                                 "feature_fusion", "feature_fusion_tables", "feature_fusion_cuhk03"}
     for group, runs in regime.PLAN.items():
@@ -167,7 +167,7 @@ def test_the_real_data_runs_train_the_loss_the_pick_is_made_on():
 
 def test_planned_rejects_an_unknown_group():
     known = (r"\['pretraining', 'triplet', 'cuhk03', 'ablation', 'esnet', 'esnet_sweep', 'esnet_cuhk03', 'henet', "
-             r"'henet_ablation', 'henet_rpe', 'hashing', 'hashing_sweep', 'hashing_cuhk03', 'reid_done_right', "
+             r"'henet_ablation', 'henet_rpe', 'henet_cuhk03', 'hashing', 'hashing_sweep', 'hashing_cuhk03', 'reid_done_right', "
              r"'reid_done_right_size', 'feature_fusion', 'feature_fusion_tables', 'feature_fusion_cuhk03', "
              r"'reid_done_right_cuhk03'\]")
     with pytest.raises(ValueError, match=r"unknown group 'nope'; expected some of " + known):
