@@ -31,7 +31,8 @@ from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 
 __all__ = ["VARIANTS", "TABLE_OF", "SAME_NETWORK", "CANONICAL", "CLAIMS", "TABLE_3_MSE", "TABLE_RESULTS",
            "TABLE_BASE", "TRIPLET_MARGIN", "PAPER_PRESET", "RECIPE", "model_config", "criterion_options", "config",
-           "run_name", "train", "final_evaluations", "OCCLUDERS", "OCCLUSION", "occlusion_curve", "table_1", "table_results",
+           "run_name", "train", "final_evaluations", "OCCLUDERS", "OCCLUSION", "occlusion_curve", "erasing_label", "fig4_frame",
+           "FIG4_CLAIMS", "table_1", "table_results",
            "TABLE_1_ES",
            "ES_EXPONENTS", "es_form",
            "neighbouring_forms", "forms_that_reproduce", "es_sweep", "SPLITS", "analytic_test_params", "size_table",
@@ -235,13 +236,43 @@ def config(**parameters: Any):
 
 #: The erasers Fig. 5's occluded test images are erased with: rectangles (random erasing) and polygons (RPE).
 OCCLUDERS = {"re": "random_erasing", "rpe": "random_polygon_erasing"}
+def erasing_label(re: float, rpe: float, n: int) -> str:
+    """Fig. 4's name of a training erasing: ``RE``, ``RPE(20) p0.5``, ``RE+RPE(20)`` (p = 0.5 for both, the paper's
+    combined setting), ``none``."""
+    if re > 0 and rpe > 0:
+        return f"RE+RPE({n})" if (re, rpe) == (0.5, 0.5) else f"RE{re:g}+RPE({n}) p{rpe:g}"
+    if rpe > 0:
+        return f"RPE({n}) p{rpe:g}"
+    return f"RE p{re:g}" if re > 0 else "none"
+
+
+def fig4_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """Fig. 4's runs out of :func:`records_frame`'s ``runs``: P(1,4) (``g1+p4``) with its erasing settings, each
+    run's ``variant`` replaced by :func:`erasing_label` (``RPE(20) p0.5``), the name :data:`FIG4_CLAIMS` use; its
+    own evaluations only (no occluded rows)."""
+    keep = (runs.variant == "g1+p4") if len(runs) else runs.variant.astype(bool)
+    sweep = runs[keep].copy()
+    sweep["variant"] = [erasing_label(r.RE, r.rpe, r["rpe n"]) for _, r in sweep.iterrows()]
+    return sweep
+
+
+#: Fig. 4's findings as claims on :func:`fig4_frame`'s rows: more erasing probability helps RPE, the two
+#: erasers together beat each alone, and RPE(20) is not worse than RE (the paper: better, up to N = 40).
+FIG4_CLAIMS: list[tuple[str, str, str]] = [
+    ("RPE(20) improves with its probability, 0.75 > 0.25 (Fig. 4)", "RPE(20) p0.75", "RPE(20) p0.25"),
+    ("RE + RPE(20) beats RE alone (Fig. 4)", "RE+RPE(20)", "RE p0.5"),
+    ("RE + RPE(20) beats RPE(20) alone (Fig. 4)", "RE+RPE(20)", "RPE(20) p0.5"),
+    ("RPE(20) beats RE (Fig. 4)", "RPE(20) p0.5", "RE p0.5"),
+    ("RPE(20) beats RPE(10) (Fig. 4: more vertices help, up to 20)", "RPE(20) p0.5", "RPE(10) p0.5"),
+]
+
 #: The occluded areas (percent of the image) the regime's runs of Fig. 5 are tested at.
 OCCLUSION = (10, 30, 50)
 
 
 def occlusion_curve(runs: pd.DataFrame) -> pd.DataFrame:
     """Fig. 5 from :func:`records_frame`'s ``runs``: mAP against the occluded area of the queries, per training
-    erasing (``trained with``: ``RE``, ``RPE(n)``, ``RE+RPE(n)`` or ``none``) and occluder (``re``, ``rpe``), the
+    erasing (``trained with``, :func:`erasing_label`) and occluder (``re``, ``rpe``), the
     unoccluded run at 0 % for both occluders; only runs with occluded evaluations. The mean over seeds with
     its 95 % t-interval (``mAP ±``, :func:`reidlib.papers.regime.summary`), indexed by
     ``(trained with, occluder, area)``."""
@@ -254,8 +285,7 @@ def occlusion_curve(runs: pd.DataFrame) -> pd.DataFrame:
     for (_, r), e in zip(runs.iterrows(), extra):
         if r.run not in tested or (e and not e.startswith("occluded@")):
             continue
-        parts = [p for p, on in (("RE", r.RE > 0), (f"RPE({r['rpe n']})", r.rpe > 0)) if on]
-        trained = "+".join(parts) or "none"
+        trained = erasing_label(r.RE, r.rpe, r["rpe n"])
         if e:
             kind = e.split("@")[1]
             short = "rpe" if kind.startswith("rpe") else "re"

@@ -91,7 +91,10 @@ def test_papermill_tiny_henet_run_writes_a_valid_record(tmp_path):
     runs = records_frame(tmp_path / "results")
     assert sorted(runs.variant) == ["base+both", "base+both:occluded@re40", "base+both:occluded@rpe40"]
     curve = occlusion_curve(runs)
-    trained = "RPE(20)" if cfg["random_erasing"] == 0 else "RE+RPE(20)"
+    from reidlib.papers.henet import erasing_label
+
+    trained = erasing_label(cfg["random_erasing"], cfg["random_polygon_erasing"], 20)
+    assert trained == "RE+RPE(20)"  # +Both: the losses, RE and RPE
     assert list(curve.index) == [(trained, o, a) for o in ("re", "rpe") for a in (0, 40)]
     assert curve.loc[(trained, "rpe", 40), "mAP"] == 100 * record["final"]["occluded@rpe40"]["mAP"]
     assert curve.loc[(trained, "re", 0), "mAP"] == curve.loc[(trained, "rpe", 0), "mAP"] == 100 * record["final"]["mAP"]
@@ -118,3 +121,15 @@ def test_the_occlusion_parameter_names_its_evaluations_and_refuses_bad_values():
     for bad in ([0], [100], [30, 30]):
         with pytest.raises(ValueError, match="parameter 'occlusion' must list distinct percentages of the image area"):
             henet.final_evaluations(henet.RECIPE.parameters({"occlusion": bad}), cfg)
+
+
+def test_fig_4s_rows_are_named_by_their_erasing_and_its_claims_name_planned_rows():
+    from reidlib.papers import henet, regime
+
+    assert henet.erasing_label(0.5, 0.5, 20) == "RE+RPE(20)" and henet.erasing_label(0, 0.25, 20) == "RPE(20) p0.25"
+    assert henet.erasing_label(0.5, 0, 20) == "RE p0.5" and henet.erasing_label(0, 0, 20) == "none"
+    planned = set()
+    for p in regime.PLAN["henet_rpe"]:
+        m = henet.config(**{k: v for k, v in p.items() if k != "recipe"}).model_options
+        planned.add(henet.erasing_label(m["random_erasing"], m["rpe"], m["rpe_points"]))
+    assert {v for claim in henet.FIG4_CLAIMS for v in claim[1:]} <= planned
