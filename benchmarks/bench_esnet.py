@@ -13,14 +13,10 @@ Target (issue 5): a training step with BESM costs at most 1.6x the step without 
 """
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
-
 import torch
+from _timing import round_robin, step_batch, step_parser, timed_step
 
 from reidlib.losses import build_criterion
-from reidlib.papers.baseline import CPU_PROTOCOL
 from reidlib.papers.esnet import build, criterion_options
 
 # (row name, variant, overrides): what each row measures
@@ -34,29 +30,9 @@ ROWS = [
 ]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backbone", default=CPU_PROTOCOL["backbone"])
-    ap.add_argument("--height", type=int, default=128)
-    ap.add_argument("--width", type=int, default=64)
-    ap.add_argument("--p", type=int, default=4)
-    ap.add_argument("--k", type=int, default=4)
-    ap.add_argument("--classes", type=int, default=32)
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(args.p * args.k, 3, args.height, args.width, generator=g).to(device)
-    y = torch.arange(args.p).repeat_interleave(args.k).to(device)
+    args = step_parser(__doc__.splitlines()[0], height=128, width=64, p=4, k=4, classes=32, rounds=7, warmup=2).parse_args()
+    device, x, y = step_batch(args)
 
     setups = []
     for name, variant, overrides in ROWS:
@@ -66,23 +42,14 @@ def main() -> None:
         opt = torch.optim.Adam(model.parameters(), lr=3.5e-4, weight_decay=5e-4)
         setups.append((name, model, loss, opt))
 
-    def step(model, loss, opt, seed: int) -> float:
+    def step(model, loss, opt, seed: int) -> None:
         torch.manual_seed(seed)  # the same erasing draws for every variant
-        _sync(device)
-        t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.total(model(x, targets=y), y).backward()
         opt.step()
-        _sync(device)
-        return time.perf_counter() - t0
 
-    times: dict[str, list[float]] = {name: [] for name, *_ in setups}
-    for r in range(args.warmup + args.rounds):
-        for name, model, loss, opt in setups:
-            t = step(model, loss, opt, seed=r)
-            if r >= args.warmup:
-                times[name].append(t)
-    med = {name: statistics.median(ts) for name, ts in times.items()}
+    med = round_robin({name: (lambda r, m=model, lo=loss, o=opt: timed_step(lambda: step(m, lo, o, r), device))
+                       for name, model, loss, opt in setups}, args.rounds, args.warmup)
     base = med["Base"]
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
     print(f"ES-Net step cost, {args.backbone} {args.height}x{args.width}, batch {args.p}x{args.k}, {dev}, "

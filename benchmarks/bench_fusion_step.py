@@ -15,43 +15,19 @@ Issue 14, Speed: the 21-head model's step against the baseline's, printed.
 """
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
-
 import torch
+from _timing import round_robin, step_batch, step_parser, timed_step
 
 from reidlib.engine.build import build_run_model
 from reidlib.losses import build_criterion
 from reidlib.papers import feature_fusion
-from reidlib.papers.baseline import CPU_PROTOCOL
 
 ROWS = ("baseline", "bmm", "full")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backbone", default=CPU_PROTOCOL["backbone"])
-    ap.add_argument("--height", type=int, default=192)
-    ap.add_argument("--width", type=int, default=64)
-    ap.add_argument("--p", type=int, default=8)
-    ap.add_argument("--k", type=int, default=4)
-    ap.add_argument("--classes", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(args.p * args.k, 3, args.height, args.width, generator=g).to(device)
-    y = torch.arange(args.p).repeat_interleave(args.k).to(device)
+    args = step_parser(__doc__.splitlines()[0], height=192, width=64, p=8, k=4, classes=128, rounds=5, warmup=1).parse_args()
+    device, x, y = step_batch(args)
 
     setups = []
     for variant in ROWS:
@@ -64,22 +40,13 @@ def main() -> None:
         params = sum(p.numel() for p in model.parameters())
         setups.append((variant, model, loss, opt, params))
 
-    def step(model, loss, opt) -> float:
-        _sync(device)
-        t0 = time.perf_counter()
+    def step(model, loss, opt) -> None:
         opt.zero_grad(set_to_none=True)
         loss.total(model(x), y).backward()
         opt.step()
-        _sync(device)
-        return time.perf_counter() - t0
 
-    times: dict[str, list[float]] = {name: [] for name, *_ in setups}
-    for r in range(args.warmup + args.rounds):
-        for name, model, loss, opt, _ in setups:
-            t = step(model, loss, opt)
-            if r >= args.warmup:
-                times[name].append(t)
-    med = {name: statistics.median(ts) for name, ts in times.items()}
+    med = round_robin({name: (lambda r, m=model, lo=loss, o=opt: timed_step(lambda: step(m, lo, o), device))
+                       for name, model, loss, opt, _ in setups}, args.rounds, args.warmup)
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
     print(f"feature-fusion step cost, {args.backbone} {args.height}x{args.width}, batch {args.p}x{args.k}, "
           f"{args.classes} ids, {dev}, median of {args.rounds} rounds")
