@@ -341,10 +341,10 @@ def misalignment_curve(runs: Any) -> Any:
     """mAP against the misalignment of the test boxes for each row that was tested misaligned, from
     :func:`records_frame`'s ``runs``: the row itself at 0 % and its ``<row>:misaligned@<p>`` rows at ``p`` %,
     only runs that have the misaligned evaluations; the mean over seeds with its 95 % t-interval (``mAP ±``,
-    :func:`reidlib.papers.regime.summary`), indexed by ``(row, misalignment)``."""
+    :func:`reidlib.papers.results.summary`), indexed by ``(row, misalignment)``."""
     import pandas as pd
 
-    from .regime import summary
+    from .results import summary
 
     names = runs.variant.str.split(":", n=1)
     row, extra = names.str[0], names.str[1].fillna("")

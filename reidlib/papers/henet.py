@@ -275,9 +275,9 @@ def occlusion_curve(runs: pd.DataFrame) -> pd.DataFrame:
     """Fig. 5 from :func:`records_frame`'s ``runs``: mAP against the occluded area of the queries, per training
     erasing (``trained with``, :func:`erasing_label`) and occluder (``re``, ``rpe``), the
     unoccluded run at 0 % for both occluders; only runs with occluded evaluations. The mean over seeds with
-    its 95 % t-interval (``mAP ±``, :func:`reidlib.papers.regime.summary`), indexed by
+    its 95 % t-interval (``mAP ±``, :func:`reidlib.papers.results.summary`), indexed by
     ``(trained with, occluder, area)``."""
-    from .regime import summary
+    from .results import summary
 
     names = runs.variant.str.split(":", n=1)
     extra = names.str[1].fillna("")

@@ -50,6 +50,7 @@ import pandas as pd
 
 from . import baseline, esnet, feature_fusion, hashing, henet, reid_done_right
 from ._recipe import imagenet_start
+from .results import summary
 
 __all__ = ["PLAN", "RECIPES", "recipe_of", "SEEDS", "BACKBONES", "CLAIMS_PRETRAINING", "CLAIMS_TRIPLET", "PART_IMAGE_SIZE",
            "TRIPLET_FIXES", "TRICKS", "PLAIN", "ALL_TRICKS",
@@ -337,24 +338,6 @@ def ablation_frame(results: str | Path | None = None) -> pd.DataFrame:
 #: "+ trick beats the plain network", one per trick, and every trick together against the plain one.
 CLAIMS_ABLATION = [(f"{trick} helps a plain network", f"+ {trick}", PLAIN) for trick in TRICKS] + [
     ("every trick together beats the plain network", ALL_TRICKS, PLAIN)]
-
-
-def summary(frame: pd.DataFrame, by: Sequence[str] = ("dataset", "start", "loss"),
-            metrics: Sequence[str] = ("mAP", "rank-1", "mAP (hard)"), level: float = 0.95) -> pd.DataFrame:
-    """Mean over seeds and its ``level`` t-interval (``± half-width``) of each metric, per group."""
-    from scipy import stats
-
-    rows = []
-    for key, g in frame.groupby(list(by), sort=False):
-        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
-        for m in metrics:
-            v = g[m].dropna().to_numpy(float)
-            half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
-            row[m] = v.mean() if len(v) else np.nan
-            row[f"{m} ±"] = half
-        row["seeds"] = len(g)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index(list(by))
 
 
 def probe_frame(results: str | Path | None = None) -> pd.DataFrame:

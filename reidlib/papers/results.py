@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["load_records", "runs_table", "with_evaluations", "provenance_table", "paper_beside_ours", "judge_claims",
+__all__ = ["load_records", "runs_table", "with_evaluations", "summary", "provenance_table", "paper_beside_ours", "judge_claims",
            "paper_cell",
            "CLAIM_FORMAT", "COMPARE_COLUMNS", "PROVENANCE_COLUMNS", "QUERY_COLUMNS", "MIN_SEEDS"]
 
@@ -104,6 +104,25 @@ def with_evaluations(records: Iterable[Mapping[str, Any]], *, keys: Sequence[str
                 name = f"→{metrics['dataset']}" if key == "cross_domain" else key
                 out.append({**r, "variant": f"{r.get('variant')}:{name}", "final": dict(metrics)})
     return out
+
+
+def summary(frame: pd.DataFrame, by: Sequence[str] = ("dataset", "start", "loss"),
+            metrics: Sequence[str] = ("mAP", "rank-1", "mAP (hard)"), level: float = 0.95) -> pd.DataFrame:
+    """Mean over seeds and its ``level`` t-interval (``<metric> ±``, the half-width) of each metric, per group of
+    ``by`` (columns of ``frame``), with the group's number of runs (``seeds``)."""
+    from scipy import stats
+
+    rows = []
+    for key, g in frame.groupby(list(by), sort=False):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        for m in metrics:
+            v = g[m].dropna().to_numpy(float)
+            half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
+            row[m] = v.mean() if len(v) else np.nan
+            row[f"{m} ±"] = half
+        row["seeds"] = len(g)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(list(by))
 
 
 def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:
