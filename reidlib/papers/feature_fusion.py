@@ -344,14 +344,11 @@ def misalignment_curve(runs: Any) -> Any:
     :func:`reidlib.papers.results.summary`), indexed by ``(row, misalignment)``."""
     import pandas as pd
 
-    from .results import summary
+    from .results import evaluation_rows, summary
 
-    names = runs.variant.str.split(":", n=1)
-    row, extra = names.str[0], names.str[1].fillna("")
-    tested = set(runs.run[extra.str.startswith("misaligned@")])
-    keep = runs.run.isin(tested) & ((extra == "") | extra.str.startswith("misaligned@"))
-    if not keep.any():
+    frame = evaluation_rows(runs, "misaligned@")
+    if frame.empty:
         return pd.DataFrame(columns=["mAP", "mAP ±", "seeds"],
                             index=pd.MultiIndex.from_tuples([], names=["row", "misalignment"]))
-    frame = runs[keep].assign(row=row[keep], misalignment=[int(e.split("@")[1]) if e else 0 for e in extra[keep]])
+    frame = frame.assign(misalignment=[int(e) if e else 0 for e in frame.evaluation])
     return summary(frame, by=("row", "misalignment"), metrics=("mAP",)).sort_index()

@@ -31,10 +31,8 @@ from .baseline import CPU_PROTOCOL, PART_IMAGE_SIZE
 
 __all__ = ["VARIANTS", "TABLE_OF", "SAME_NETWORK", "CANONICAL", "CLAIMS", "TABLE_3_MSE", "TABLE_RESULTS",
            "TABLE_BASE", "TRIPLET_MARGIN", "PAPER_PRESET", "RECIPE", "model_config", "criterion_options", "config",
-           "run_name", "train", "final_evaluations", "OCCLUDERS", "OCCLUSION", "occlusion_curve", "erasing_label", "fig4_frame",
-           "FIG4_CLAIMS", "table_1", "table_results",
-           "TABLE_1_ES",
-           "ES_EXPONENTS", "es_form",
+           "run_name", "train", "final_evaluations", "OCCLUDERS", "OCCLUSION", "occlusion_curve", "erasing_label",
+           "fig4_frame", "FIG4_CLAIMS", "table_1", "table_results", "TABLE_1_ES", "ES_EXPONENTS", "es_form",
            "neighbouring_forms", "forms_that_reproduce", "es_sweep", "SPLITS", "analytic_test_params", "size_table",
            "BOOK_CHAPTERS", "book_settings", "architecture_of", "build_architecture", "book_efficiency",
            "records_frame", "paper_table"]
@@ -234,8 +232,6 @@ def config(**parameters: Any):
         run_name=name, resume=p["resume"], progress=p["progress"])
 
 
-#: The erasers Fig. 5's occluded test images are erased with: rectangles (random erasing) and polygons (RPE).
-OCCLUDERS = {"re": "random_erasing", "rpe": "random_polygon_erasing"}
 def erasing_label(re: float, rpe: float, n: int) -> str:
     """Fig. 4's name of a training erasing: ``RE``, ``RPE(20) p0.5``, ``RE+RPE(20)`` (p = 0.5 for both, the paper's
     combined setting), ``none``."""
@@ -250,8 +246,7 @@ def fig4_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """Fig. 4's runs out of :func:`records_frame`'s ``runs``: P(1,4) (``g1+p4``) with its erasing settings, each
     run's ``variant`` replaced by :func:`erasing_label` (``RPE(20) p0.5``), the name :data:`FIG4_CLAIMS` use; its
     own evaluations only (no occluded rows)."""
-    keep = (runs.variant == "g1+p4") if len(runs) else runs.variant.astype(bool)
-    sweep = runs[keep].copy()
+    sweep = runs[runs.variant == "g1+p4"].copy()
     sweep["variant"] = [erasing_label(r.RE, r.rpe, r["rpe n"]) for _, r in sweep.iterrows()]
     return sweep
 
@@ -267,6 +262,8 @@ FIG4_CLAIMS: list[tuple[str, str, str]] = [
     ("RPE(20) beats RPE(10) (Fig. 4: more vertices help, up to 20)", "RPE(20) p0.5", "RPE(10) p0.5"),
 ]
 
+#: The erasers Fig. 5's occluded test images are erased with: rectangles (random erasing) and polygons (RPE).
+OCCLUDERS = {"re": "random_erasing", "rpe": "random_polygon_erasing"}
 #: The occluded areas (percent of the image) the regime's runs of Fig. 5 are tested at.
 OCCLUSION = (10, 30, 50)
 
@@ -277,20 +274,14 @@ def occlusion_curve(runs: pd.DataFrame) -> pd.DataFrame:
     unoccluded run at 0 % for both occluders; only runs with occluded evaluations. The mean over seeds with
     its 95 % t-interval (``mAP ±``, :func:`reidlib.papers.results.summary`), indexed by
     ``(trained with, occluder, area)``."""
-    from .results import summary
+    from .results import evaluation_rows, summary
 
-    names = runs.variant.str.split(":", n=1)
-    extra = names.str[1].fillna("")
-    tested = set(runs.run[extra.str.startswith("occluded@")])
     rows = []
-    for (_, r), e in zip(runs.iterrows(), extra):
-        if r.run not in tested or (e and not e.startswith("occluded@")):
-            continue
+    for _, r in evaluation_rows(runs, "occluded@").iterrows():
         trained = erasing_label(r.RE, r.rpe, r["rpe n"])
-        if e:
-            kind = e.split("@")[1]
-            short = "rpe" if kind.startswith("rpe") else "re"
-            rows.append({**r, "trained with": trained, "occluder": short, "area": int(kind[len(short):])})
+        if r.evaluation:
+            short = "rpe" if r.evaluation.startswith("rpe") else "re"
+            rows.append({**r, "trained with": trained, "occluder": short, "area": int(r.evaluation[len(short):])})
         else:
             rows += [{**r, "trained with": trained, "occluder": short, "area": 0} for short in OCCLUDERS]
     if not rows:

@@ -49,8 +49,8 @@ import numpy as np
 import pandas as pd
 
 from . import baseline, esnet, feature_fusion, hashing, henet, reid_done_right
+from . import results as _results
 from ._recipe import imagenet_start
-from .results import summary
 
 __all__ = ["PLAN", "RECIPES", "recipe_of", "SEEDS", "BACKBONES", "CLAIMS_PRETRAINING", "CLAIMS_TRIPLET", "PART_IMAGE_SIZE",
            "TRIPLET_FIXES", "TRICKS", "PLAIN", "ALL_TRICKS",
@@ -175,12 +175,11 @@ def _plan() -> dict[str, list[dict[str, Any]]]:
     # other rows of Tables VI, VII, IX and X; then the two trained on the subset and tested on synthped
     to_cuhk = {"dataset": CUHK03["dataset"], "data_root": CUHK03["data_root"],
                "dataset_options": {"split": CUHK03["split"]}}
-    misaligned = {v for claim in feature_fusion.MISALIGNMENT_CLAIMS for v in claim[1:]}
+    misaligned = {v.split(":")[0] for claim in feature_fusion.MISALIGNMENT_CLAIMS for v in claim[1:]}
     compared = dict.fromkeys(v for claim in feature_fusion.CLAIMS for v in claim[1:])
     plan["feature_fusion"] = [r for v in compared for r in _runs(
-        recipe="feature_fusion", variant=v, **({"misalignment": list(feature_fusion.MISALIGNMENT)}
-                                               if f"{v}:misaligned@{feature_fusion.MISALIGNMENT[-1]}" in misaligned
-                                               else {}),
+        recipe="feature_fusion", variant=v,
+        **({"misalignment": list(feature_fusion.MISALIGNMENT)} if v in misaligned else {}),
         **({"cross_domain": to_cuhk} if v in feature_fusion.TRANSFER_ROWS else {}))]
     plan["feature_fusion_tables"] = [r for v in feature_fusion.VARIANTS if v not in compared
                                      for r in _runs(recipe="feature_fusion", variant=v)]
@@ -338,6 +337,11 @@ def ablation_frame(results: str | Path | None = None) -> pd.DataFrame:
 #: "+ trick beats the plain network", one per trick, and every trick together against the plain one.
 CLAIMS_ABLATION = [(f"{trick} helps a plain network", f"+ {trick}", PLAIN) for trick in TRICKS] + [
     ("every trick together beats the plain network", ALL_TRICKS, PLAIN)]
+
+
+def summary(frame: pd.DataFrame, by: Sequence[str] = ("dataset", "start", "loss"), **options: Any) -> pd.DataFrame:
+    """:func:`reidlib.papers.results.summary` grouped by default by the regime's columns: data set, start, loss."""
+    return _results.summary(frame, by, **options)
 
 
 def probe_frame(results: str | Path | None = None) -> pd.DataFrame:

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["load_records", "runs_table", "with_evaluations", "summary", "provenance_table", "paper_beside_ours", "judge_claims",
-           "paper_cell",
-           "CLAIM_FORMAT", "COMPARE_COLUMNS", "PROVENANCE_COLUMNS", "QUERY_COLUMNS", "MIN_SEEDS"]
+__all__ = ["load_records", "runs_table", "with_evaluations", "evaluation_rows", "summary", "provenance_table",
+           "paper_beside_ours", "judge_claims", "paper_cell", "CLAIM_FORMAT", "COMPARE_COLUMNS", "PROVENANCE_COLUMNS",
+           "QUERY_COLUMNS", "MIN_SEEDS"]
 
 MIN_SEEDS = 3
 COMPARE_COLUMNS = ("variant", "protocol", "seed", "mAP", "rank-1")
@@ -106,7 +106,19 @@ def with_evaluations(records: Iterable[Mapping[str, Any]], *, keys: Sequence[str
     return out
 
 
-def summary(frame: pd.DataFrame, by: Sequence[str] = ("dataset", "start", "loss"),
+def evaluation_rows(runs: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """The rows of :func:`with_evaluations` runs (``variant`` ``<row>`` or ``<row>:<evaluation>``) that belong to a
+    run with at least one evaluation named ``<prefix>...`` (``misaligned@``, ``occluded@``): the run's own row
+    and those evaluations' rows, with ``row`` the variant without its suffix and ``evaluation`` the name after
+    ``prefix`` (``""`` for the run's own row)."""
+    names = runs.variant.str.split(":", n=1)
+    extra = names.str[1].fillna("")
+    tested = set(runs.run[extra.str.startswith(prefix)])
+    keep = runs.run.isin(tested) & ((extra == "") | extra.str.startswith(prefix))
+    return runs[keep].assign(row=names.str[0][keep], evaluation=extra[keep].str[len(prefix):])
+
+
+def summary(frame: pd.DataFrame, by: Sequence[str],
             metrics: Sequence[str] = ("mAP", "rank-1", "mAP (hard)"), level: float = 0.95) -> pd.DataFrame:
     """Mean over seeds and its ``level`` t-interval (``<metric> ±``, the half-width) of each metric, per group of
     ``by`` (columns of ``frame``), with the group's number of runs (``seeds``)."""
